@@ -1,0 +1,87 @@
+"""The command line: --json output, one-line errors without tracebacks, no partial outputs."""
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+
+from conftest import speechlike
+
+
+def assert_one_error_line(result, *fragments: str) -> None:
+    assert result.code != 0
+    assert "Traceback" not in result.err
+    lines = [ln for ln in result.err.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1, result.err
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_vstoi_json_on_bundled_file(run_cli, arctic_file):
+    result = run_cli("vstoi", arctic_file, "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert 0.45 < data["vstoi"] <= 1.0
+    assert data["frames"] > 0
+
+
+def test_vstoi_text_and_noisy_mixture_scores_lower(run_cli, arctic_file, tmp_path):
+    x, fs = sf.read(arctic_file)
+    rng = np.random.default_rng(1)
+    noisy = x + rng.standard_normal(len(x)) * np.sqrt(np.mean(x**2))  # 0 dB SNR
+    sf.write(tmp_path / "noisy.wav", noisy / np.abs(noisy).max() * 0.9, fs)
+    clean = run_cli("vstoi", arctic_file, "--json").json()["vstoi"]
+    mixed = run_cli("vstoi", arctic_file, "--noisy", tmp_path / "noisy.wav", "--json").json()["vstoi"]
+    assert mixed < clean
+    text = run_cli("vstoi", arctic_file)
+    assert text.code == 0 and text.out.startswith("VSTOI ")
+
+
+def test_vstoi_bad_inputs_give_one_error_line(run_cli, tmp_path):
+    (tmp_path / "bad.wav").write_text("not audio")
+    sf.write(tmp_path / "empty.wav", np.zeros(0), 16000)
+    sf.write(tmp_path / "zeros.wav", np.zeros(16000), 16000)
+    sf.write(tmp_path / "nan.wav", np.full(16000, np.nan), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "short.wav", speechlike(0.25), 16000)
+    cases = {
+        tmp_path / "missing.wav": "no such file",
+        tmp_path / "bad.wav": "cannot be read as audio",
+        tmp_path / "empty.wav": "empty",
+        tmp_path / "zeros.wav": "all zeros",
+        tmp_path / "nan.wav": "NaN",
+        tmp_path / "short.wav": "too short",
+        tmp_path: "folder",
+    }
+    for path, fragment in cases.items():
+        result = run_cli("vstoi", path, "--json")
+        assert_one_error_line(result, str(path), fragment)
+        assert result.out == ""
+
+
+def test_stereo_and_other_rates_are_accepted_with_a_warning(run_cli, tmp_path):
+    x = speechlike(2.0, fs=22050)
+    sf.write(tmp_path / "stereo.wav", np.stack([x, 0.5 * x], axis=1), 22050)
+    result = run_cli("vstoi", tmp_path / "stereo.wav", "--json")
+    assert result.code == 0, result.err
+    assert "warning:" in result.err and "channel 0" in result.err
+    assert 0 < result.json()["vstoi"] <= 1
+
+
+def test_vocode_writes_a_16k_wav_and_nothing_on_error(run_cli, arctic_file, tmp_path):
+    out = tmp_path / "v.wav"
+    result = run_cli("vocode", arctic_file, "-o", out)
+    assert result.code == 0, result.err
+    y, fs = sf.read(out)
+    x, _ = sf.read(arctic_file)
+    assert fs == 16000 and len(y) == len(x) and np.all(np.isfinite(y))
+    bad = run_cli("vocode", tmp_path / "missing.wav", "-o", tmp_path / "w.wav")
+    assert_one_error_line(bad, "no such file")
+    wrong = run_cli("vocode", arctic_file, "-o", tmp_path / "w.mp3")
+    assert_one_error_line(wrong, ".wav")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.wav"]
+
+
+def test_usage_errors_are_one_line(run_cli):
+    assert_one_error_line(run_cli("vstoi"), "CLEAN")
+    assert_one_error_line(run_cli("no-such-command"))
+    assert run_cli("--help").code == 0

@@ -1,0 +1,251 @@
+"""Fast VSTOI (Reference.vstoi_envelopes, ReferenceSet) against the plain path.
+
+Oracle: a plain NumPy vocoder (zero-order hold 'repeat' + sines sin(2 pi f n / fs), n = 1, 2, ...,
+summed, peak-normalised; signal_chain_research.md Sec. 2), trimmed to the clean length L, scored by
+``pystoi.stoi(clean, vocoded[:L], fs)``. Contract: |fast - oracle| <= 1e-6 (observed ~1e-13).
+"""
+from __future__ import annotations
+
+import importlib
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pystoi = pytest.importorskip("pystoi")
+from pystoi import utils as pystoi_utils  # noqa: E402
+
+S = importlib.import_module("pa_ci.stoi")  # noqa: E402
+from pa_ci.errors import ParameterError  # noqa: E402
+
+DATA = Path("/work/shared/data")
+SPEECH = [  # test-other and cmu_arctic only (train-clean-100 is held out)
+    "speech/cmu_arctic/cmu_arctic_us_aew_a0001.wav",
+    "speech/librispeech/test-other/1688-142285-0002.flac",
+    "speech/librispeech/test-other/1998-15444-0008.flac",
+]
+FS = 16000
+HOP = 18  # ceil(16000 / 900) (DECISIONS.md)
+# 22-band centre frequencies (signal_chain_research.md Sec. 1.4)
+FREQS = np.array([250, 375, 500, 625, 750, 875, 1000, 1125, 1250, 1437.5, 1687.5, 1937.5,
+                  2187.5, 2500, 2875, 3312.5, 3812.5, 4375, 5000, 5687.5, 6500, 7437.5])
+TOL = 1e-6
+
+needs_data = pytest.mark.skipif(not DATA.exists(), reason="shared speech data not available")
+
+
+def plain_vocoder(E, freqs=FREQS, hop=HOP, fs=FS, normalise=True):
+    """Oracle: repeat + sin + sum (+ peak-normalise), the obvious way."""
+    env = np.repeat(E, hop, axis=0)
+    n = np.arange(1, env.shape[0] + 1)
+    y = np.sum(env * np.sin(2 * np.pi * np.asarray(freqs)[None, :] * n[:, None] / fs), axis=1)
+    return y / np.max(np.abs(y)) if normalise else y
+
+
+def sparse_envelopes(n_frames, seed, active=8, n_ch=22):
+    """ACE-like random envelopes: ``active`` of ``n_ch`` channels per frame, values in [0.01, 1]."""
+    rng = np.random.default_rng(seed)
+    E = np.zeros((n_frames, n_ch))
+    idx = np.argsort(rng.random((n_frames, n_ch)), axis=1)[:, :active]
+    np.put_along_axis(E, idx, rng.uniform(0.01, 1.0, (n_frames, active)), axis=1)
+    return E
+
+
+def speech_envelopes(x, hop=HOP, fs=FS, freqs=FREQS, active=8):
+    """Envelopes from the speech's own band energies: 128-point Hann FFT every ``hop`` samples,
+    power summed between the midpoints of the carrier frequencies, sqrt, 8 maxima per frame,
+    scaled to a peak of 1, values under 0.01 dropped (a crude ACE)."""
+    n_frames = -(-x.size // hop)
+    xp = np.concatenate([np.zeros(127), x, np.zeros(hop)])
+    frames = np.lib.stride_tricks.sliding_window_view(xp, 128)[::hop][:n_frames]
+    power = np.abs(np.fft.rfft(frames * np.hanning(128), axis=1)) ** 2
+    f = np.fft.rfftfreq(128, 1 / fs)
+    edges = np.concatenate([[freqs[0] - 62.5], (freqs[1:] + freqs[:-1]) / 2, [fs / 2]])
+    E = np.stack([power[:, (f >= lo) & (f < hi)].sum(axis=1)
+                  for lo, hi in zip(edges[:-1], edges[1:])], axis=1) ** 0.5
+    keep = np.argsort(-E, axis=1)[:, :active]
+    mask = np.zeros_like(E, dtype=bool)
+    np.put_along_axis(mask, keep, True, axis=1)
+    E = np.where(mask, E, 0.0) / E.max()
+    return np.where(E >= 0.01, E, 0.0)
+
+
+@functools.lru_cache(maxsize=None)
+def speech(i: int) -> np.ndarray:
+    x, fs = sf.read(str(DATA / SPEECH[i]), dtype="float64")
+    assert fs == FS
+    return x
+
+
+@functools.lru_cache(maxsize=None)
+def reference(i: int) -> S.Reference:
+    return S.Reference(speech(i), FS)
+
+
+def envelopes(i: int, kind: str) -> np.ndarray:
+    x = speech(i)
+    return sparse_envelopes(-(-x.size // HOP), seed=i) if kind == "sparse" else speech_envelopes(x)
+
+
+@needs_data
+@pytest.mark.parametrize("extended", [False, True])
+@pytest.mark.parametrize("kind", ["sparse", "speech"])
+@pytest.mark.parametrize("item", range(len(SPEECH)))
+def test_fast_vstoi_matches_plain_vocoder_and_pystoi(item, kind, extended):
+    x, E = speech(item), envelopes(item, kind)
+    oracle = pystoi.stoi(x, plain_vocoder(E)[: x.size], FS, extended=extended)
+    fast = reference(item).vstoi_envelopes(E, FREQS, HOP, extended=extended)
+    assert abs(fast - oracle) <= TOL, (fast, oracle)
+    assert abs(fast - oracle) < 1e-11  # observed ~1e-13: guard against silent regressions
+
+
+@needs_data
+def test_peak_normalisation_does_not_matter():
+    """STOI is gain invariant, so skipping the vocoder's peak normalisation is exact (to ~1e-15)."""
+    x, E = speech(0), envelopes(0, "speech")
+    y = plain_vocoder(E, normalise=False)[: x.size]
+    for extended in (False, True):
+        with_norm = pystoi.stoi(x, y / np.max(np.abs(y)), FS, extended=extended)
+        without = S.stoi(x, y, FS, extended=extended)
+        assert abs(with_norm - without) < 1e-12
+        fast = [reference(0).vstoi_envelopes(g * E, FREQS, HOP, extended) for g in (1e-3, 1, 1e3)]
+        assert max(fast) - min(fast) < 1e-12
+        assert abs(fast[1] - with_norm) < 1e-11
+
+
+@needs_data
+def test_dense_envelopes_and_long_pattern():
+    """All 22 channels active, and more frames than needed (K hop > L): trimmed like the oracle."""
+    x = speech(1)
+    E = np.random.default_rng(5).uniform(0.0, 1.0, (-(-x.size // HOP) + 7, 22))
+    fast = reference(1).vstoi_envelopes(E, FREQS, HOP)
+    assert abs(fast - pystoi.stoi(x, plain_vocoder(E)[: x.size], FS)) < 1e-11
+
+
+@needs_data
+def test_reference_set_equals_items_and_both_input_forms():
+    refs = [reference(i) for i in range(len(SPEECH))]
+    short = S.Reference(speech(0)[8000:8000 + 6000], FS)  # < 30 frames: scores 1e-5
+    refs.insert(1, short)
+    Es = [sparse_envelopes(-(-r.length // HOP), seed=10 + i) for i, r in enumerate(refs)]
+    rset = S.ReferenceSet(refs)
+    assert len(rset) == 4
+    for extended in (False, True):
+        with pytest.warns(RuntimeWarning, match="1 item"):
+            got = rset.vstoi_envelopes(Es, FREQS, HOP, extended=extended)
+        with pytest.warns(RuntimeWarning):
+            items = [r.vstoi_envelopes(E, FREQS, HOP, extended) for r, E in zip(refs, Es)]
+        np.testing.assert_array_equal(got, items)
+        assert got[1] == 1e-5
+        off = np.concatenate([[0], np.cumsum([len(E) for E in Es])])
+        with pytest.warns(RuntimeWarning):
+            packed = rset.vstoi_envelopes(np.concatenate(Es), FREQS, HOP, offsets=off,
+                                          extended=extended)
+        np.testing.assert_array_equal(packed, got)
+
+
+@needs_data
+def test_vocode_runs_equals_plain_vocoder():
+    ref = reference(0)
+    E = envelopes(0, "sparse")
+    _, runs16 = ref._needed_runs()
+    st_, ct_, cs = S._carrier_tables(FREQS, HOP, FS, E.shape[0])
+    pad = 100
+    y16p = np.full(ref.length + 2 * pad, np.nan)
+    S._vocode_runs(E, st_, ct_, cs, HOP, ref.length, runs16, pad, y16p)
+    # Twin with the carrier phase reduced exactly: f n is exact in float64 and fmod is exact.
+    n = np.arange(1, E.shape[0] * HOP + 1)[:, None]
+    twin = np.sum(np.repeat(E, HOP, axis=0)
+                  * np.sin(2 * np.pi * (np.fmod(FREQS * n, FS) / FS)), axis=1)[: ref.length]
+    covered = np.zeros(ref.length, dtype=bool)
+    for a, b in runs16:
+        covered[a:b] = True
+    got = y16p[pad:pad + ref.length]
+    np.testing.assert_allclose(got[covered], twin[covered], rtol=0, atol=1e-13)
+    # The naive oracle's sin(2 pi f n / fs) rounds its ~1e5 rad argument: ~4e-11 off.
+    naive = plain_vocoder(E, normalise=False)[: ref.length]
+    np.testing.assert_allclose(got[covered], naive[covered], rtol=0, atol=1e-9)
+    assert np.all(y16p[:pad] == 0) and np.all(y16p[pad + ref.length:] == 0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(2000, 9000), fs=st.sampled_from([16000, 8000, 22050]),
+       a=st.floats(0, 0.5), b=st.floats(0.5, 1), seed=st.integers(0, 2 ** 31))
+def test_resample_runs_equals_pystoi_resample_oct(n, fs, a, b, seed):
+    """The polyphase kernel at any output range equals scipy/pystoi's resample_oct there."""
+    x = np.random.default_rng(seed).standard_normal(n)
+    full = pystoi_utils.resample_oct(x, 10000, fs)
+    up, down, half, h_up = S._octave_filter(fs)
+    G = S._polyphase_table(up, down, half, h_up)
+    pad = G.shape[1] + 1
+    xp = np.concatenate([np.zeros(pad), x, np.zeros(pad)])
+    m0, m1 = int(a * full.size), int(b * full.size)
+    out = np.full(full.size, np.nan)
+    S._resample_runs(xp, pad, G, down, half, np.array([[m0, m1]]), out)
+    np.testing.assert_allclose(out[m0:m1], full[m0:m1], rtol=0, atol=1e-13)
+    assert np.all(np.isnan(out[:m0])) and np.all(np.isnan(out[m1:]))
+
+
+@needs_data
+def test_only_needed_samples_are_read():
+    """Samples outside the needed runs are never read: NaN there leaves the STOI bands finite."""
+    ref = reference(2)
+    runs10, _ = ref._needed_runs()
+    y10 = np.random.default_rng(3).standard_normal(ref.length10)
+    masked = np.full_like(y10, np.nan)
+    for a, b in runs10:
+        masked[a:b] = y10[a:b]
+    full = S._y_side(y10, ref.kept_starts, S.WINDOW, S.BAND_LO, S.BAND_HI, S._FFT_REV, S._FFT_TW)
+    part = S._y_side(masked, ref.kept_starts, S.WINDOW, S.BAND_LO, S.BAND_HI, S._FFT_REV,
+                     S._FFT_TW)
+    np.testing.assert_array_equal(part, full)
+
+
+@needs_data
+@pytest.mark.parametrize("fs, hop", [(8000, 9), (10000, 12)])
+def test_other_reference_rates(fs, hop):
+    """Generic polyphase path (8 kHz: up 5 / down 4) and no resampling at all (10 kHz)."""
+    x = pystoi_utils.resample_oct(speech(0), fs, FS)
+    freqs = FREQS[FREQS < fs / 2]
+    E = sparse_envelopes(-(-x.size // hop), seed=7, n_ch=freqs.size)
+    oracle = pystoi.stoi(x, plain_vocoder(E, freqs, hop, fs)[: x.size], fs)
+    assert abs(S.Reference(x, fs).vstoi_envelopes(E, freqs, hop) - oracle) < 1e-11
+
+
+@needs_data
+def test_envelope_errors():
+    ref = reference(0)
+    K = -(-ref.length // HOP)
+    with pytest.raises(ParameterError, match="shorter"):
+        ref.vstoi_envelopes(np.ones((K - 1, 22)), FREQS, HOP)
+    with pytest.raises(ParameterError, match="shape"):
+        ref.vstoi_envelopes(np.ones((K, 21)), FREQS, HOP)
+    with pytest.raises(ParameterError, match="hop"):
+        ref.vstoi_envelopes(np.ones((K, 22)), FREQS, 0)
+    rset = S.ReferenceSet([ref])
+    with pytest.raises(ParameterError, match="expected 1"):
+        rset.vstoi_envelopes([], FREQS, HOP)
+    with pytest.raises(ParameterError, match="offsets"):
+        rset.vstoi_envelopes(np.ones((K, 22)), FREQS, HOP, offsets=[0, K + 1])
+    with pytest.raises(ParameterError, match="shorter"):
+        rset.vstoi_envelopes([np.ones((K - 1, 22))], FREQS, HOP)
+    with pytest.raises(ParameterError, match="one sample rate"):
+        S.ReferenceSet([ref, S.Reference(speech(0)[::2], 8000)])
+    with pytest.raises(ParameterError):
+        S.ReferenceSet([])
+
+
+@needs_data
+def test_non_finite_envelopes_raise():
+    ref = reference(0)
+    K = -(-ref.length // HOP)
+    E = np.ones((K, 22))
+    E[K // 2, 3] = np.nan  # mid-signal: inside kept speech
+    with pytest.raises(ParameterError, match="NaN"):
+        ref.vstoi_envelopes(E, FREQS, HOP)
+    with pytest.raises(ParameterError, match=r"item\(s\) \[0\]"):
+        S.ReferenceSet([ref]).vstoi_envelopes([E], FREQS, HOP)
