@@ -85,3 +85,25 @@ def test_usage_errors_are_one_line(run_cli):
     assert_one_error_line(run_cli("vstoi"), "CLEAN")
     assert_one_error_line(run_cli("no-such-command"))
     assert run_cli("--help").code == 0
+
+
+def test_dataset_build_tiny_json_and_cache_reuse(run_cli, tmp_path):
+    first = run_cli("dataset", "build", "--tiny", "--out", tmp_path / "cache", "--json")
+    assert first.code == 0, first.err
+    summary = first.json()
+    assert summary["train"]["items"] == 8 and summary["test"]["items"] == 8
+    assert 0 < summary["train"]["reference_vstoi_mean"] <= 1
+    assert "dataset:" in first.err  # progress on stderr, not stdout
+    again = run_cli("dataset", "build", "--tiny", "--out", tmp_path / "cache", "--json")
+    assert again.code == 0 and again.json()["path"] == summary["path"]
+    text = run_cli("dataset", "build", "--tiny", "--out", tmp_path / "cache")
+    assert "reference VSTOI mean" in text.out
+
+
+def test_dataset_build_bad_folders_give_one_error_line(run_cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_cli("dataset", "build", "--speech", tmp_path / "empty", "--out", tmp_path / "c")
+    assert_one_error_line(result, str(tmp_path / "empty"))
+    missing = run_cli("dataset", "build", "--noise", tmp_path / "nope", "--out", tmp_path / "c")
+    assert_one_error_line(missing, str(tmp_path / "nope"))
+    assert not any((tmp_path / "c").rglob("*.npz"))

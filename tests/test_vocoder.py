@@ -115,3 +115,22 @@ def test_bad_patterns_raise_parameter_error(pattern, fragment):
         V.vocode(pattern)
     with pytest.raises(ParameterError, match=fragment):
         V.envelopes(pattern)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_compiled_envelopes_equal_the_numpy_twin(dtype):
+    """The fused kernel equals lgf_inverse(check_pattern(p)) on random sparse patterns."""
+    rng = np.random.default_rng(5)
+    for params in (P, NMT4):
+        raw = rng.uniform(-0.2, 1.2, (300, 22)) * (rng.random((300, 22)) < 0.4)
+        pattern = (raw > 0.5).astype(dtype) if dtype is np.int64 else raw.astype(dtype)
+        expected = A.lgf_inverse(V.check_pattern(pattern, params), params)
+        np.testing.assert_allclose(V.envelopes(pattern, params), expected, rtol=1e-13, atol=0)
+
+
+def test_envelopes_reject_non_finite_and_non_numeric():
+    for bad in (np.array([[np.nan] * 22]), np.array([[np.inf] * 22], dtype=np.float32)):
+        with pytest.raises(ParameterError, match="NaN or Inf"):
+            V.envelopes(bad)
+    with pytest.raises(ParameterError, match="not numeric"):
+        V.envelopes(np.array([["a"] * 22]))
