@@ -678,8 +678,12 @@ class Reference:
                 runs16 = runs10.copy()
             else:
                 up, down, half, _ = _octave_filter(self.fs)
-                a = -((half - runs10[:, 0] * down) // up)          # ceil((m down - half) / up)
-                b = ((runs10[:, 1] - 1) * down + half) // up + 1  # floor(...) + 1
+                nq = -(-(2 * half + 1) // up)  # taps per phase of _polyphase_table
+                # _resample_runs reads x[floor(t/up) - nq + 1 .. floor(t/up)], t = m down + half,
+                # for every output m: the whole read window, zero-padded taps included (they
+                # multiply whatever is there, so it must be written: 0 * NaN is NaN).
+                a = (runs10[:, 0] * down + half) // up - nq + 1
+                b = ((runs10[:, 1] - 1) * down + half) // up + 1
                 runs16 = _merge_runs(np.clip(a, 0, self.length), np.clip(b, 0, self.length))
             self._runs = (runs10, runs16)
         return self._runs

@@ -249,3 +249,28 @@ def test_non_finite_envelopes_raise():
         ref.vstoi_envelopes(E, FREQS, HOP)
     with pytest.raises(ParameterError, match=r"item\(s\) \[0\]"):
         S.ReferenceSet([ref]).vstoi_envelopes([E], FREQS, HOP)
+
+
+@needs_data
+@pytest.mark.parametrize("fs", [16000, 8000, 22050])
+def test_resampler_reads_only_samples_the_vocoder_wrote(fs):
+    """Regression: every sample the resampler reads (zero-padded taps too) is written first.
+
+    The work buffers are ``np.empty``; memory that happens to hold NaN must not reach a score
+    (0 * NaN = NaN), so the buffer is pre-filled with NaN here.
+    """
+    clean = speech(0) if fs == FS else pystoi_utils.resample_oct(speech(0), fs, FS)
+    ref = S.Reference(clean, fs)
+    hop = HOP if fs == FS else 9
+    K = -(-ref.length // hop)
+    E = np.random.default_rng(3).uniform(0.01, 1.0, (K, FREQS.size))
+    runs10, runs16 = ref._needed_runs()
+    G, down, half = ref._resampler()
+    st_, ct_, cs = S._carrier_tables(FREQS, hop, fs, K)
+    pad = G.shape[1] + 1
+    y16p = np.full(ref.length + 2 * pad, np.nan)
+    S._vocode_runs(E, st_, ct_, cs, hop, ref.length, runs16, pad, y16p)
+    y10 = np.full(ref.length10, np.nan)
+    S._resample_runs(y16p, pad, G, down, half, runs10, y10)
+    needed = np.concatenate([np.arange(a, b) for a, b in runs10])
+    assert np.all(np.isfinite(y10[needed]))
