@@ -21,8 +21,8 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PACI) dataset build
 	mkdir -p $(DEMO)
-	$(PACI) vocode pa_ci/bundled/speech/cmu_arctic/cmu_arctic_us_aew_a0001.wav -o $(DEMO)/vocoded_aew_a0001.wav
-	@echo "listen: $(DEMO)/vocoded_aew_a0001.wav"
+	$(PACI) vocode pa_ci/bundled/speech/cmu_arctic/cmu_arctic_us_aew_a0001.wav -o $(DEMO)/vocoded_aew_a0001.wav --plot $(DEMO)/signal_chain_aew_a0001.png
+	@echo "listen: $(DEMO)/vocoded_aew_a0001.wav   look: $(DEMO)/signal_chain_aew_a0001.png"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

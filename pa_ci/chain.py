@@ -58,16 +58,28 @@ def vstoi_of_files(clean: str | os.PathLike, noisy: str | os.PathLike | None = N
 
 
 def vocode_file(source: str | os.PathLike, output: str | os.PathLike,
-                params: AceParams | None = None) -> dict[str, Any]:
-    """Code ``source`` with ACE, vocode the pattern and write it to ``output`` (WAV, atomically)."""
+                params: AceParams | None = None, plot: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Code ``source`` with ACE, vocode the pattern and write it to ``output`` (WAV, atomically).
+
+    With ``plot``, also write a PNG of the input, its stimulation pattern and the vocoded audio.
+    """
     params = params or AceParams()
     fs = int(params.fs)
     output = Path(output)
     if output.suffix.lower() != ".wav":
         raise AudioError(f"{output}: output must be a .wav file")
+    if plot is not None and Path(plot).suffix.lower() != ".png":
+        raise AudioError(f"{plot}: the plot must be a .png file")
     x = _load_at(source, fs)
     pattern = ace(x, fs, params)
     audio = vocode(pattern, params)[: len(x)]
+    if plot is not None:  # before the WAV: a missing matplotlib leaves no output at all
+        from .plots import signal_chain_figure
+        signal_chain_figure(plot, x, pattern, audio, fs, params.analysis_rate,
+                            params.centre_frequencies, title=Path(source).name)
     write_wav(output, 0.9 * audio, fs)
-    return {"output": str(output), "source": str(source), "fs": fs, "frames": int(pattern.shape[0]),
-            "seconds": len(audio) / fs}
+    result = {"output": str(output), "source": str(source), "fs": fs,
+              "frames": int(pattern.shape[0]), "seconds": len(audio) / fs}
+    if plot is not None:
+        result["plot"] = str(plot)
+    return result

@@ -116,13 +116,17 @@ def vstoi_command(clean: Path, noisy: Path | None, preset: str, as_json: bool) -
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="WAV file to write (16 kHz, 16-bit).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a PNG: input, stimulation pattern, vocoded audio (needs matplotlib).")
 @_preset_option
 @_json_option
-def vocode_command(source: Path, output: Path, preset: str, as_json: bool) -> None:
+def vocode_command(source: Path, output: Path, plot: Path | None, preset: str, as_json: bool) -> None:
     """Code SOURCE with ACE and write the sine-vocoded pattern to OUTPUT (what a CI user gets)."""
     from .chain import vocode_file
-    result = vocode_file(source, output, _ace_params(preset))
+    result = vocode_file(source, output, _ace_params(preset), plot=plot)
     text = f"wrote {result['output']} ({result['seconds']:.2f} s at {result['fs']} Hz, {result['frames']} frames)"
+    if plot is not None:
+        text += f"\nwrote {result['plot']}"
     _emit(as_json, result, text)
 
 

@@ -58,7 +58,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import __version__
-from ._files import write_text_atomic
+from ._files import current_umask, write_text_atomic
 from .audio import AUDIO_SUFFIXES, read_audio, resample
 from .errors import AudioError, DataError, ParameterError
 from .noise import audio_files, ccitt_noise, noise_name
@@ -565,8 +565,7 @@ def build_dataset(config: DatasetConfig | None = None, cache_dir: str | os.PathL
 
 def _relax_permissions(folder: Path) -> None:
     """mkdtemp/mkstemp create owner-only entries; give the finished dataset the usual umask modes."""
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = current_umask()
     with contextlib.suppress(OSError):
         os.chmod(folder, 0o777 & ~umask)
         for f in folder.iterdir():

@@ -393,37 +393,31 @@ def _stoi_core(xb, yb, xnorm, xmean, xcn, nseg, clip):
 
 
 @njit(cache=True)
+def _centre_normalise_rows(src, out):
+    """out[j] = (src[j] - mean(src[j])) / norm(...); a zero-norm row stays zero. ``out`` may be ``src``."""
+    rows, cols = src.shape
+    for j in range(rows):
+        s = 0.0
+        for t in range(cols):
+            s += src[j, t]
+        mu = s / cols
+        s2 = 0.0
+        for t in range(cols):
+            v = src[j, t] - mu
+            out[j, t] = v
+            s2 += v * v
+        inv = 1.0 / math.sqrt(s2) if s2 > 0.0 else 0.0
+        for t in range(cols):
+            out[j, t] *= inv
+
+
+@njit(cache=True)
 def _row_col_normalise(seg, out):
     """ESTOI segment normalisation (Jensen & Taal 2016 Sec. III; pystoi row_col_normalize without
     its EPS*randn noise): centre and unit-normalise each band over time, then each frame over
     bands. A zero-norm row/column stays zero."""
-    J, N = seg.shape
-    for j in range(J):
-        s = 0.0
-        for t in range(N):
-            s += seg[j, t]
-        mu = s / N
-        s2 = 0.0
-        for t in range(N):
-            v = seg[j, t] - mu
-            out[j, t] = v
-            s2 += v * v
-        inv = 1.0 / math.sqrt(s2) if s2 > 0.0 else 0.0
-        for t in range(N):
-            out[j, t] *= inv
-    for t in range(N):
-        s = 0.0
-        for j in range(J):
-            s += out[j, t]
-        mu = s / J
-        s2 = 0.0
-        for j in range(J):
-            v = out[j, t] - mu
-            out[j, t] = v
-            s2 += v * v
-        inv = 1.0 / math.sqrt(s2) if s2 > 0.0 else 0.0
-        for j in range(J):
-            out[j, t] *= inv
+    _centre_normalise_rows(seg, out)
+    _centre_normalise_rows(out.T, out.T)
 
 
 @njit(cache=True)

@@ -174,3 +174,11 @@ def test_no_warning_for_mono(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         audio.read_audio(p)
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    """mkstemp creates 0600 files; a finished output has the mode a plain open() would give."""
+    from pa_ci._files import current_umask
+    audio.write_wav(tmp_path / "x.wav", np.zeros(100), 16000)
+    assert (tmp_path / "x.wav").stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from conftest import speechlike
@@ -107,3 +108,15 @@ def test_dataset_build_bad_folders_give_one_error_line(run_cli, tmp_path):
     missing = run_cli("dataset", "build", "--noise", tmp_path / "nope", "--out", tmp_path / "c")
     assert_one_error_line(missing, str(tmp_path / "nope"))
     assert not any((tmp_path / "c").rglob("*.npz"))
+
+
+def test_vocode_plot_writes_a_png(run_cli, arctic_file, tmp_path):
+    pytest.importorskip("matplotlib")
+    result = run_cli("vocode", arctic_file, "-o", tmp_path / "v.wav", "--plot", tmp_path / "v.png", "--json")
+    assert result.code == 0, result.err
+    assert "warning" not in result.err
+    assert result.json()["plot"] == str(tmp_path / "v.png")
+    assert (tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = run_cli("vocode", arctic_file, "-o", tmp_path / "w.wav", "--plot", tmp_path / "w.pdf")
+    assert_one_error_line(bad, ".png")
+    assert not (tmp_path / "w.wav").exists()
