@@ -32,7 +32,8 @@ import numba
 import numpy as np
 from scipy.optimize import brentq
 
-from .audio import CALIBRATION_DB_SPL, REFERENCE_DB_SPL, calibrate, check_samples, resample
+from .audio import (CALIBRATION_DB_SPL, REFERENCE_DB_SPL, calibrate, check_samples, resample,
+                    rms_from_db_spl)
 from .errors import ParameterError
 
 # --------------------------------------------------------------------------- constants
@@ -58,11 +59,6 @@ AGC_ATTACK_CONSTANT = 3.912
 VECTOR_SUM_RESPONSE_POINTS = 2048
 
 ENVELOPE_METHODS = ("power", "vector")
-
-
-def rms_from_db_spl(db_spl: float, reference_db_spl: float = REFERENCE_DB_SPL) -> float:
-    """RMS of a signal at ``db_spl`` when a full-scale sine is ``reference_db_spl`` (research §1.1)."""
-    return 10.0 ** ((db_spl - reference_db_spl) / 20.0) / math.sqrt(2.0)
 
 
 def agc_kneepoint(reference_db_spl: float = REFERENCE_DB_SPL) -> float:

@@ -101,14 +101,24 @@ def level_db_spl(x: np.ndarray, reference_db_spl: float = REFERENCE_DB_SPL) -> f
     return 20.0 * math.log10(rms) + reference_db_spl + 20.0 * math.log10(math.sqrt(2.0))
 
 
-def calibrate(x: np.ndarray, db_spl: float = CALIBRATION_DB_SPL,
-              reference_db_spl: float = REFERENCE_DB_SPL) -> np.ndarray:
-    """Scale the whole signal to ``db_spl`` (65 dB SPL: RMS 0.022361 with full scale = 95 dB SPL)."""
+def rms_from_db_spl(db_spl: float, reference_db_spl: float = REFERENCE_DB_SPL) -> float:
+    """RMS of a signal at ``db_spl`` when a full-scale sine is ``reference_db_spl`` (toolbox v5)."""
+    return 10.0 ** ((db_spl - reference_db_spl) / 20.0) / math.sqrt(2.0)
+
+
+def calibration_gain(x: np.ndarray, db_spl: float = CALIBRATION_DB_SPL,
+                     reference_db_spl: float = REFERENCE_DB_SPL) -> float:
+    """The factor that brings the whole signal ``x`` to ``db_spl`` (see :func:`calibrate`)."""
     rms = float(np.sqrt(np.mean(np.square(x))))
     if rms == 0.0:
         raise AudioError("cannot calibrate an all-zero signal; expected a non-silent signal")
-    target_rms = 10.0 ** ((db_spl - reference_db_spl) / 20.0) / math.sqrt(2.0)
-    return np.asarray(x, dtype=np.float64) * (target_rms / rms)
+    return rms_from_db_spl(db_spl, reference_db_spl) / rms
+
+
+def calibrate(x: np.ndarray, db_spl: float = CALIBRATION_DB_SPL,
+              reference_db_spl: float = REFERENCE_DB_SPL) -> np.ndarray:
+    """Scale the whole signal to ``db_spl`` (65 dB SPL: RMS 0.022361 with full scale = 95 dB SPL)."""
+    return np.asarray(x, dtype=np.float64) * calibration_gain(x, db_spl, reference_db_spl)
 
 
 def write_wav(path: str | os.PathLike, x: np.ndarray, fs: int, subtype: str = "PCM_16") -> None:

@@ -59,7 +59,7 @@ import numpy as np
 
 from . import __version__
 from ._files import current_umask, write_text_atomic
-from .audio import AUDIO_SUFFIXES, read_audio, resample
+from .audio import AUDIO_SUFFIXES, calibration_gain, read_audio, resample
 from .errors import AudioError, DataError, ParameterError
 from .noise import audio_files, ccitt_noise, noise_name
 
@@ -83,7 +83,7 @@ MANIFEST_NAME = "MANIFEST.tsv"
 _LIBRISPEECH_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 _STALE_TMP_SECONDS = 24 * 3600.0
 
-Progress = Callable[[int, int], Any]
+Progress = Callable[..., Any]  # progress(done, total[, info])
 
 
 # --------------------------------------------------------------------------- configuration
@@ -515,7 +515,8 @@ def build_dataset(config: DatasetConfig | None = None, cache_dir: str | os.PathL
                   progress: Progress | None = None) -> Dataset:
     """Build the dataset of ``config`` (default: :func:`default_config`) or load it from the cache.
 
-    ``progress(done, total)`` is called as items are computed (not when loading from the cache).
+    ``progress(done, total, info)`` is called as items are computed (info: the running mean
+    reference VSTOI as text) (not when loading from the cache).
     Raises :class:`DataError` for empty folders, fewer than 2 speakers or too few items.
     """
     config = config or default_config()
@@ -638,6 +639,7 @@ def _compute(config: DatasetConfig, params: Any, utts: list[_Utterance], plan: _
         progress(0, total)
     speech_cache: dict[int, np.ndarray] = {}
     out: dict[str, list[Item]] = {"train": [], "test": []}
+    ref_sum = 0.0
     for done, (split, c) in enumerate(jobs, start=1):
         utt = utts[c.utt]
         if c.utt not in speech_cache:
@@ -649,9 +651,8 @@ def _compute(config: DatasetConfig, params: Any, utts: list[_Utterance], plan: _
         offset = min(int(c.u_offset * span), span - 1)
         mixture, g = make_mixture(s, noise_segment(noise, offset, n), c.snr_db)
         scale = 1.0
-        if params.calibration_db_spl is not None:
-            target = 10.0 ** ((params.calibration_db_spl - params.reference_db_spl) / 20.0) / math.sqrt(2.0)
-            scale = target / float(np.sqrt(np.mean(mixture * mixture)))
+        if params.calibration_db_spl is not None:  # the level ACE would set anyway (DECISIONS.md)
+            scale = calibration_gain(mixture, params.calibration_db_spl, params.reference_db_spl)
         clean, mixture = s * scale, mixture * scale
         pattern = ace(mixture, FS, params)
         ref = reference_vstoi(clean, pattern, params, name=utt.rel)
@@ -660,8 +661,9 @@ def _compute(config: DatasetConfig, params: Any, utts: list[_Utterance], plan: _
             snr_db=c.snr_db, noise_offset=offset, noise_gain=g * scale, clean_scale=scale,
             clean=clean.astype(np.float32), mixture=mixture.astype(np.float32),
             pattern=np.ascontiguousarray(pattern, dtype=np.float32), reference_vstoi=ref))
+        ref_sum += ref
         if progress is not None:
-            progress(done, total)
+            progress(done, total, f"mean reference VSTOI {ref_sum / done:.4f}")
     dataset = Dataset(key=key, path=Path(), config=config, train=out["train"], test=out["test"],
                       noise_types=list(noise_types),
                       sources={"train_speakers": plan.train_speakers, "test_speakers": plan.test_speakers})

@@ -79,7 +79,7 @@ def tiny(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     calls: list[tuple[int, int]] = []
     ds = build_dataset(default_config(tiny=True), cache_dir=cache,
-                       progress=lambda done, total: calls.append((done, total)))
+                       progress=lambda done, total, *info: calls.append((done, total)))
     return ds, cache, calls
 
 
