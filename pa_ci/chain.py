@@ -25,12 +25,14 @@ def _load_at(path: str | os.PathLike, fs: int) -> np.ndarray:
 
 
 def vstoi_of_files(clean: str | os.PathLike, noisy: str | os.PathLike | None = None,
-                   params: AceParams | None = None) -> dict[str, Any]:
+                   params: AceParams | None = None, extended: bool = False) -> dict[str, Any]:
     """VSTOI of the ACE pattern of ``noisy`` (default: ``clean`` itself) against ``clean``.
 
     Both files are read as mono and brought to ``params.fs``; a mixture of another length is
     trimmed to the common length (with a warning). Speech too short for STOI (fewer than 30
-    non-silent 25.6 ms frames) is an error here rather than pystoi's silent 1e-5.
+    non-silent 25.6 ms frames) is an error here rather than pystoi's silent 1e-5. With a noisy
+    file, the acoustic STOI of the mixture (no CI processing) is reported too, for comparison.
+    ``extended`` uses ESTOI (Jensen & Taal 2016) in place of STOI for both figures.
     """
     params = params or AceParams()
     fs = int(params.fs)
@@ -45,9 +47,11 @@ def vstoi_of_files(clean: str | os.PathLike, noisy: str | os.PathLike | None = N
     if not reference.valid:
         raise AudioError(f"{clean}: {short_signal_message(reference)}")
     pattern = ace(y, fs, params)
-    score = reference.vstoi_envelopes(envelopes(pattern, params), params.centre_frequencies, params.hop)
-    return {
+    score = reference.vstoi_envelopes(envelopes(pattern, params), params.centre_frequencies,
+                                      params.hop, extended=extended)
+    result = {
         "vstoi": float(score),
+        "measure": "ESTOI" if extended else "STOI",
         "clean_file": str(clean),
         "coded_file": str(noisy if noisy is not None else clean),
         "fs": fs,
@@ -55,6 +59,9 @@ def vstoi_of_files(clean: str | os.PathLike, noisy: str | os.PathLike | None = N
         "seconds": len(x) / fs,
         "active_channels_mean": float(np.count_nonzero(pattern, axis=1).mean()),
     }
+    if noisy is not None:
+        result["stoi_input"] = float(reference.stoi(y, extended=extended))
+    return result
 
 
 def vocode_file(source: str | os.PathLike, output: str | os.PathLike,

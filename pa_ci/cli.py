@@ -98,17 +98,22 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print one J
 @click.argument("clean", type=click.Path(dir_okay=True, path_type=Path))
 @click.option("--noisy", type=click.Path(path_type=Path), default=None,
               help="Noisy mixture to code with ACE (default: the clean file itself).")
+@click.option("--extended", is_flag=True, help="Use ESTOI (Jensen & Taal 2016) instead of STOI.")
 @_preset_option
 @_json_option
-def vstoi_command(clean: Path, noisy: Path | None, preset: str, as_json: bool) -> None:
+def vstoi_command(clean: Path, noisy: Path | None, extended: bool, preset: str, as_json: bool) -> None:
     """Print the VSTOI of the ACE pattern of CLEAN (or of --noisy) against CLEAN.
 
-    VSTOI = STOI(clean speech, sine-vocoded ACE pattern), both at 16 kHz.
+    VSTOI = STOI(clean speech, sine-vocoded ACE pattern), both at 16 kHz. With --noisy, the
+    acoustic STOI of the mixture itself is printed too.
     """
     from .chain import vstoi_of_files
-    result = vstoi_of_files(clean, noisy, _ace_params(preset))
-    text = (f"VSTOI {result['vstoi']:.4f}  ({result['coded_file']} vs {result['clean_file']}, "
+    result = vstoi_of_files(clean, noisy, _ace_params(preset), extended=extended)
+    name = "VESTOI" if extended else "VSTOI"
+    text = (f"{name} {result['vstoi']:.4f}  ({result['coded_file']} vs {result['clean_file']}, "
             f"{result['frames']} frames, {result['seconds']:.2f} s, preset {preset})")
+    if "stoi_input" in result:
+        text += f"\n{result['measure']} of the mixture itself (no CI processing) {result['stoi_input']:.4f}"
     _emit(as_json, result, text)
 
 

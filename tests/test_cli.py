@@ -32,8 +32,14 @@ def test_vstoi_text_and_noisy_mixture_scores_lower(run_cli, arctic_file, tmp_pat
     noisy = x + rng.standard_normal(len(x)) * np.sqrt(np.mean(x**2))  # 0 dB SNR
     sf.write(tmp_path / "noisy.wav", noisy / np.abs(noisy).max() * 0.9, fs)
     clean = run_cli("vstoi", arctic_file, "--json").json()["vstoi"]
-    mixed = run_cli("vstoi", arctic_file, "--noisy", tmp_path / "noisy.wav", "--json").json()["vstoi"]
-    assert mixed < clean
+    mixed = run_cli("vstoi", arctic_file, "--noisy", tmp_path / "noisy.wav", "--json").json()
+    assert mixed["vstoi"] < clean
+    assert fs == 16000
+    from pystoi import stoi as pystoi_stoi
+    expected = pystoi_stoi(x, sf.read(tmp_path / "noisy.wav")[0], fs)
+    assert mixed["stoi_input"] == pytest.approx(expected, abs=1e-6)
+    ext = run_cli("vstoi", arctic_file, "--extended", "--json").json()
+    assert ext["measure"] == "ESTOI" and 0 < ext["vstoi"] < 1 and ext["vstoi"] != clean
     text = run_cli("vstoi", arctic_file)
     assert text.code == 0 and text.out.startswith("VSTOI ")
 
