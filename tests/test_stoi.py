@@ -17,13 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
-pystoi = pytest.importorskip("pystoi")
+import pystoi  # the oracle (test extra, pinned): a missing oracle must fail, not skip
 from pystoi import utils as pystoi_utils  # noqa: E402
 
 S = importlib.import_module("pa_ci.stoi")  # noqa: E402
 from pa_ci.errors import AudioError, ParameterError  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[1] / "pa_ci" / "bundled"  # bundled copies: never skipped
 # (speech, noise): test-other and cmu_arctic only (train-clean-100 is held out).
 PAIRS = [
     ("speech/cmu_arctic/cmu_arctic_us_aew_a0001.wav", "noise/city_traffic.flac"),
@@ -34,7 +34,6 @@ PAIRS = [
 SNRS = [-5, 5, 20]
 TOL = 1e-6  # DECISIONS.md: agreement with pystoi 0.4.1
 
-needs_data = pytest.mark.skipif(not DATA.exists(), reason="shared speech/noise data not available")
 
 
 @functools.lru_cache(maxsize=None)
@@ -59,7 +58,6 @@ def mixture(pair: int, snr: float, fs: int) -> tuple[np.ndarray, np.ndarray]:
 _DIFFS: list[float] = []
 
 
-@needs_data
 @pytest.mark.parametrize("fs", [16000, 10000])
 @pytest.mark.parametrize("snr", SNRS)
 @pytest.mark.parametrize("pair", range(len(PAIRS)))
@@ -73,7 +71,6 @@ def test_stoi_matches_pystoi(pair, snr, fs):
         assert isinstance(ours, float)
 
 
-@needs_data
 def test_agreement_is_tight():
     """Regression guard: the agreement observed when this was written is ~1e-14."""
     if not _DIFFS:
@@ -84,7 +81,6 @@ def test_agreement_is_tight():
     assert max(_DIFFS) < 1e-11
 
 
-@needs_data
 @pytest.mark.parametrize("fs", [16000, 10000])
 def test_reference_stoi_equals_stoi(fs):
     x, y = mixture(2, 5, fs)
@@ -96,7 +92,6 @@ def test_reference_stoi_equals_stoi(fs):
     assert ref.stoi(y2) == S.stoi(x, y2, fs)
 
 
-@needs_data
 @pytest.mark.parametrize("fs", [16000, 10000])
 def test_short_input_warns_and_returns_1e5_like_pystoi(fs):
     x, y = mixture(0, 5, fs)
@@ -136,7 +131,6 @@ def test_input_errors():
         S.Reference(x, 16000).stoi(x[:100])
 
 
-@needs_data
 def test_deterministic_and_gain_invariant():
     x, y = mixture(1, 5, 16000)
     for extended in (False, True):
@@ -163,7 +157,6 @@ def test_band_edges_match_pystoi_thirdoct():
     assert (S.BAND_LO[0], S.BAND_HI[-1]) == (7, 219)
 
 
-@needs_data
 @pytest.mark.parametrize("pair", [0, 2])
 def test_kept_frames_and_stft_frames_equal_pystoi_bitwise(pair):
     """_kept_frame_starts + _stft_frames == pystoi remove_silent_frames + stft framing."""
@@ -270,7 +263,6 @@ def test_estoi_core_equals_numpy_twin(seed):
     assert abs(got - _estoi_twin(xb, yb)) < 1e-13
 
 
-@needs_data
 def test_estoi_matches_pystoi_with_its_noise_off(monkeypatch):
     """With pystoi's EPS*randn replaced by zeros, ESTOI agrees to rounding (not just 1e-6)."""
     x, y = mixture(3, 5, 16000)
