@@ -15,8 +15,8 @@ import numpy as np
 from .ace import AceParams, ace
 from .audio import read_audio, resample, write_wav
 from .errors import AudioError
-from .stoi import Reference, short_signal_message
-from .vocoder import envelopes, vocode
+from .stoi import Reference, short_signal_message, vstoi_of_pattern
+from .vocoder import vocode
 
 
 def _load_at(path: str | os.PathLike, fs: int) -> np.ndarray:
@@ -47,8 +47,7 @@ def vstoi_of_files(clean: str | os.PathLike, noisy: str | os.PathLike | None = N
     if not reference.valid:
         raise AudioError(f"{clean}: {short_signal_message(reference)}")
     pattern = ace(y, fs, params)
-    score = reference.vstoi_envelopes(envelopes(pattern, params), params.centre_frequencies,
-                                      params.hop, extended=extended)
+    score = vstoi_of_pattern(reference, pattern, params, extended=extended)
     result = {
         "vstoi": float(score),
         "measure": "ESTOI" if extended else "STOI",

@@ -616,16 +616,14 @@ def reference_vstoi(clean: np.ndarray, pattern: np.ndarray, params: Any = None,
     non-silent frames), where STOI itself would return its 1e-5 placeholder.
     """
     from .ace import default_params
-    from .stoi import Reference, short_signal_message
-    from .vocoder import envelopes
+    from .stoi import Reference, short_signal_message, vstoi_of_pattern
 
     params = params or default_params()
     reference = Reference(clean, FS)
     if not reference.valid:
         raise DataError(f"{name or 'speech'}: {short_signal_message(reference)}; "
                         "use longer speech (max_seconds) or remove the file")
-    return float(reference.vstoi_envelopes(envelopes(pattern, params), params.centre_frequencies,
-                                           params.hop))
+    return float(vstoi_of_pattern(reference, pattern, params))
 
 
 def _compute(config: DatasetConfig, params: Any, utts: list[_Utterance], plan: _Plan,

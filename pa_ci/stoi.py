@@ -55,7 +55,7 @@ from scipy.signal import resample_poly
 from .audio import check_samples
 from .errors import ParameterError
 
-__all__ = ["stoi", "vstoi", "Reference", "ReferenceSet", "short_signal_message", "FS", "N_FRAME", "NFFT", "NUMBAND", "N_SEGMENT"]
+__all__ = ["stoi", "vstoi", "vstoi_of_pattern", "Reference", "ReferenceSet", "short_signal_message", "FS", "N_FRAME", "NFFT", "NUMBAND", "N_SEGMENT"]
 
 # --- constants (pystoi 0.4.1 stoi.py, = Taal et al. 2011 Sec. III / MATLAB stoi.m) -------------
 FS = 10000             # internal sample rate (Hz), pystoi FS
@@ -885,11 +885,21 @@ def vstoi(clean: np.ndarray, pattern: np.ndarray, fs: int, params=None, extended
     """
     from .ace import default_params
     from .audio import resample
-    from .vocoder import envelopes
 
     params = params or default_params()
     x = resample(_signal(clean, "clean"), fs, params.fs)
-    env = envelopes(pattern, params)
-    x = x[: env.shape[0] * params.hop]  # the vocoded pattern is K * hop samples long
-    ref = Reference(x, int(params.fs))
-    return ref.vstoi_envelopes(env, params.centre_frequencies, params.hop, extended=extended)
+    if np.ndim(pattern) == 2:  # the vocoded pattern is K * hop samples long (bad shapes: envelopes says)
+        x = x[: np.shape(pattern)[0] * params.hop]
+    return vstoi_of_pattern(Reference(x, int(params.fs)), pattern, params, extended=extended)
+
+
+def vstoi_of_pattern(reference: Reference, pattern: np.ndarray, params, extended: bool = False) -> float:
+    """VSTOI of a stimulation ``pattern`` against a prepared clean ``reference`` (at ``params.fs``).
+
+    The pattern is turned into the vocoder's envelopes (inverse LGF, :func:`pa_ci.vocoder.envelopes`)
+    and scored with :meth:`Reference.vstoi_envelopes` at the band centres and hop of ``params``.
+    """
+    from .vocoder import envelopes
+
+    return reference.vstoi_envelopes(envelopes(pattern, params), params.centre_frequencies,
+                                     params.hop, extended=extended)
