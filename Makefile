@@ -16,19 +16,28 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
-# The main job on the bundled data: build the default dataset, print its reference VSTOI,
-# and write a vocoded WAV so you can listen to what a CI user gets.
+# The main job on the bundled data: build the default dataset, evaluate the shipped FRAE codec
+# on its test split (coded VSTOI vs the uncoded reference), code a bundled file through the
+# codec at 6 bits per frame, and write WAVs so you can listen (ACE alone, and ACE + codec).
+DEMO_WAV := pa_ci/bundled/speech/cmu_arctic/cmu_arctic_us_aew_a0001.wav
 demo: $(VENV)/.installed
 	$(PACI) dataset build
+	$(PACI) eval
 	mkdir -p $(DEMO)
-	$(PACI) vocode pa_ci/bundled/speech/cmu_arctic/cmu_arctic_us_aew_a0001.wav -o $(DEMO)/vocoded_aew_a0001.wav --plot $(DEMO)/signal_chain_aew_a0001.png
-	@echo "listen: $(DEMO)/vocoded_aew_a0001.wav   look: $(DEMO)/signal_chain_aew_a0001.png"
+	$(PACI) vocode $(DEMO_WAV) -o $(DEMO)/ace_aew_a0001.wav --plot $(DEMO)/signal_chain_aew_a0001.png
+	$(PACI) encode $(DEMO_WAV) -o $(DEMO)/aew_a0001.frae
+	$(PACI) decode $(DEMO)/aew_a0001.frae -o $(DEMO)/codec_aew_a0001.wav
+	rm -rf $(DEMO)/train-run
+	$(PACI) train --iters 10 --init pa_ci/bundled/models/frae-default.npz --tiny -o $(DEMO)/train-run
+	@echo "listen: $(DEMO)/ace_aew_a0001.wav (ACE) and $(DEMO)/codec_aew_a0001.wav (ACE + FRAE codec)"
+	@echo "look:   $(DEMO)/signal_chain_aew_a0001.png"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
 	$(PY) tests/bench_vstoi.py
+	$(PY) tests/bench_spsa.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info

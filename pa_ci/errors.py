@@ -20,3 +20,15 @@ class DataError(PaCiError):
 
 class ParameterError(PaCiError, ValueError):
     """A parameter value is out of its documented range."""
+
+
+class ModelFileError(PaCiError):
+    """A model or checkpoint file cannot be used: missing, corrupt, or its layout does not match."""
+
+
+class BitstreamError(PaCiError):
+    """A coded stream cannot be decoded: not a pa-ci stream, truncated, corrupt, or another model's."""
+
+
+class TrainingError(PaCiError):
+    """Training cannot start or resume: bad options, a run folder that belongs to another run, ..."""

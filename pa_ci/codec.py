@@ -1,0 +1,150 @@
+"""The FRAE codec on files and datasets: load a model, encode/decode streams, evaluate.
+
+These are the functions behind ``pa-ci encode``, ``pa-ci decode`` and ``pa-ci eval``. They return
+plain dictionaries the CLI prints. A model is a :mod:`pa_ci.params` file whose header holds the
+:class:`~pa_ci.frae.FraeConfig`; without a path, the model shipped in the package is used.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .ace import AceParams, ace, default_params
+from .audio import read_audio, resample, write_wav
+from .bitstream import Stream, index_entropy, read_stream, to_bytes, write_stream
+from .errors import ModelFileError, ParameterError
+from .frae import FraeConfig, decode, forward, frae_layout
+from .params import ModelFile, load_model, model_hash
+
+SHIPPED_MODEL = Path(__file__).resolve().parent / "bundled" / "models" / "frae-default.npz"
+
+
+@dataclass
+class Codec:
+    """A loaded model: parameters, FRAE config, its hash (identifies streams) and the file."""
+
+    theta: np.ndarray
+    config: FraeConfig
+    hash: str
+    model: ModelFile
+
+    @property
+    def n_weights(self) -> int:
+        """Network parameters (weights and biases of encoder and decoder, the paper's ~3300)."""
+        return int(self.model.layout.count(parts=("encoder", "decoder")))
+
+
+def load_codec(path: str | os.PathLike | None = None) -> Codec:
+    """Load a model file (or run folder); ``None`` loads the shipped model."""
+    p = Path(path) if path is not None else SHIPPED_MODEL
+    if path is None and not p.exists():
+        raise ModelFileError(f"{p}: the shipped model is missing from this installation")
+    model = load_model(p)
+    try:
+        config = FraeConfig.from_dict(model.config)
+    except (ParameterError, TypeError) as exc:
+        raise ModelFileError(f"{model.path}: header holds no valid FRAE config ({exc})") from None
+    expected = frae_layout(config)
+    if model.layout != expected:
+        model = load_model(p, expected_layout=expected)  # raises, naming the tensor that differs
+    return Codec(model.theta, config, model_hash(model.theta, model.layout), model)
+
+
+def _audio_at(path: str | os.PathLike, fs: int) -> np.ndarray:
+    x, fs_in = read_audio(path)
+    return resample(x, fs_in, fs)
+
+
+def stream_figures(stream: Stream, n_bytes: int, codebook_size: int) -> dict[str, Any]:
+    """Nominal and measured bit rate (whole file) and the index entropy of a stream."""
+    seconds = stream.n_frames / stream.frame_rate if stream.n_frames else 0.0
+    h = index_entropy(stream.indices, codebook_size)
+    return {"frames": stream.n_frames, "seconds": seconds, "bytes": n_bytes,
+            "bitrate_bps": stream.nominal_bitrate_bps,
+            "measured_bitrate_bps": 8 * n_bytes / seconds if seconds else math.nan,
+            "index_entropy_bits": h, "entropy_bitrate_bps": h * stream.frame_rate}
+
+
+def encode_file(source: str | os.PathLike, output: str | os.PathLike,
+                model: str | os.PathLike | None = None, params: AceParams | None = None) -> dict[str, Any]:
+    """audio -> ACE pattern -> FRAE indices -> stream file (atomically)."""
+    params = params or default_params()
+    codec = load_codec(model)
+    fs = int(params.fs)
+    x = _audio_at(source, fs)
+    pattern = ace(x, fs, params)
+    out = forward(codec.theta, codec.config, [pattern])
+    stream = Stream(indices=out.indices.astype(np.int64), n_bits=codec.config.n_bits,
+                    model_hash=codec.hash, n_samples=int(len(x)), sample_rate=fs, hop=int(params.hop))
+    path = write_stream(output, stream)
+    result = {"output": str(path), "source": str(source), "model": str(codec.model.path),
+              "model_hash": codec.hash}
+    result.update(stream_figures(stream, path.stat().st_size, codec.config.codebook_size))
+    return result
+
+
+def decode_file(source: str | os.PathLike, output: str | os.PathLike,
+                model: str | os.PathLike | None = None, params: AceParams | None = None) -> dict[str, Any]:
+    """stream file -> decoded pattern (``.npz``: array ``pattern``) or its vocoded audio (``.wav``)."""
+    params = params or default_params()
+    output = Path(output)
+    kind = output.suffix.lower()
+    if kind not in (".wav", ".npz"):
+        raise ParameterError(f"{output}: output must end in .wav (vocoded audio) or .npz (pattern)")
+    codec = load_codec(model)
+    stream = read_stream(source, expected_model_hash=codec.hash)
+    if stream.sample_rate != int(params.fs) or stream.hop != int(params.hop):
+        raise ParameterError(f"{source}: coded at {stream.sample_rate} Hz with hop {stream.hop}; "
+                             f"these ACE parameters use {params.fs} Hz and hop {params.hop}")
+    pattern = decode(codec.theta, codec.config, stream.indices)
+    if kind == ".npz":
+        from ._files import atomic_path
+        with atomic_path(output) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, pattern=pattern.astype(np.float32), fs=stream.sample_rate,
+                         hop=stream.hop, n_samples=stream.n_samples)
+    else:
+        from .vocoder import vocode
+        audio = vocode(pattern, params)[: stream.n_samples]
+        write_wav(output, 0.9 * audio, stream.sample_rate)
+    result = {"output": str(output), "source": str(source), "model_hash": codec.hash}
+    result.update(stream_figures(stream, Path(source).stat().st_size, codec.config.codebook_size))
+    return result
+
+
+def evaluate(codec: Codec, items: Sequence[Any], params: AceParams | None = None) -> dict[str, Any]:
+    """Mean VSTOI of the coded patterns on ``items`` next to their reference (uncoded) VSTOI."""
+    from .objective import VstoiObjective
+
+    params = params or default_params()
+    objective = VstoiObjective(items, codec.config, params)
+    scores = objective.evaluate(codec.theta)
+    reference = np.array([it.reference_vstoi for it in items], dtype=np.float64)
+    out = forward(codec.theta, codec.config, [it.pattern for it in items])
+    n_frames = int(out.indices.size)
+    seconds = sum(len(it.clean) for it in items) / params.fs
+    header_bytes = len(to_bytes(Stream(np.zeros(0, np.int64), codec.config.n_bits, codec.hash, 0,
+                                       int(params.fs), int(params.hop))))
+    payload = sum(math.ceil((out.offsets[i + 1] - out.offsets[i]) * codec.config.n_bits / 8)
+                  for i in range(len(items)))
+    h = index_entropy(out.indices, codec.config.codebook_size)
+    used = int(np.unique(out.indices).size)
+    return {
+        "vstoi": float(scores.mean()), "reference_vstoi": float(reference.mean()),
+        "vstoi_gap": float(reference.mean() - scores.mean()),
+        "vstoi_min": float(scores.min()), "vstoi_max": float(scores.max()),
+        "n_items": len(items), "seconds": seconds, "frames": n_frames,
+        "bitrate_bps": codec.config.bitrate_bps,
+        "measured_bitrate_bps": 8 * (payload + len(items) * header_bytes) / seconds,
+        "index_entropy_bits": h, "entropy_bitrate_bps": h * codec.config.frame_rate,
+        "codewords_used": used,
+        "n_weights": codec.n_weights,
+        "n_parameters": int(codec.model.layout.size),
+        "n_matrix_weights": int(codec.model.layout.count(kinds=("weight",))),
+        "model": str(codec.model.path), "model_hash": codec.hash,
+    }

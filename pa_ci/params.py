@@ -1,0 +1,475 @@
+"""The flat parameter vector: one float64 array ``theta`` holds every parameter of a model.
+
+DECISIONS.md ("FRAE codec"): parameters live in ONE flat array with a named layout, so that
+pruning, masks and SPSA perturbations (paper Eq. 4-7) are plain array operations on it. A
+:class:`Layout` names consecutive slices of ``theta``; each slice (a :class:`TensorSpec`) has a
+shape and two tags:
+
+- ``part``: ``encoder``, ``decoder`` or ``codebook`` (pruning scopes ``whole`` / ``decoder``);
+- ``kind``: ``weight`` (matrix weights, the only prunable parameters, paper §II-A), ``bias`` or
+  ``codebook`` (never pruned).
+
+The layout knows nothing of any model's maths (``pa_ci.frae`` builds its layout).
+
+Model files
+-----------
+:func:`save_model` writes one uncompressed ``.npz`` (a zip of ``.npy`` members, readable by
+``numpy.load``) holding ``theta`` (float64, ``(size,)``), optionally ``mask`` (bool,
+``(size,)``, stored as given) and ``header``: a 0-d unicode array with the JSON object::
+
+    {"format": "pa-ci-model", "format_version": 1, "pa_ci_version": "...",
+     "layout": Layout.to_dict(), "config": {...}, "meta": {...}, "model_hash": "..."}
+
+The JSON has sorted keys and no timestamps, and the zip entries carry a fixed date, so the
+same model gives byte-identical files. :func:`load_model` turns every problem with a file into
+one :class:`~pa_ci.errors.ModelFileError` line that names the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from ._files import atomic_path
+from .errors import ModelFileError, ParameterError
+
+__all__ = ["PARTS", "KINDS", "TensorSpec", "Layout", "model_hash", "ModelFile", "save_model",
+           "load_model", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "MODEL_FILENAME"]
+
+#: Tags of a tensor: which network part it belongs to, and what kind of parameter it is.
+PARTS = ("encoder", "decoder", "codebook")
+KINDS = ("weight", "bias", "codebook")
+
+#: Model file format name and the version this module writes and reads.
+MODEL_FORMAT = "pa-ci-model"
+MODEL_FORMAT_VERSION = 1
+#: File a model folder holds (``load_model(folder)`` reads ``folder/model.npz``).
+MODEL_FILENAME = "model.npz"
+#: Date stamped on every zip entry, so that files do not depend on the clock (zip's epoch).
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------- layout
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named tensor of a :class:`Layout`: ``theta[offset:offset + size]`` reshaped to ``shape``."""
+
+    name: str
+    shape: tuple[int, ...]
+    part: str
+    kind: str
+    offset: int
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def stop(self) -> int:
+        return self.offset + self.size
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.offset, self.stop)
+
+
+def _selection(value: str | Iterable[str] | None, allowed: Sequence[str], what: str) -> set[str] | None:
+    """``None`` (everything), one name, or several names, checked against ``allowed``."""
+    if value is None:
+        return None
+    names = {value} if isinstance(value, str) else set(value)
+    unknown = sorted(n for n in names if n not in allowed)
+    if unknown:
+        raise ParameterError(f"unknown {what} {', '.join(map(repr, unknown))}; "
+                             f"expected one of {', '.join(allowed)}")
+    return names
+
+
+class Layout:
+    """Named slices of one flat parameter vector, packed in the given order without gaps.
+
+    ``Layout([(name, shape, part, kind), ...])``; ``part`` in :data:`PARTS`, ``kind`` in
+    :data:`KINDS`. Immutable; equal when the tensor specs are equal.
+    """
+
+    __slots__ = ("tensors", "size", "names", "_by_name")
+
+    def __init__(self, tensors: Sequence[tuple[str, tuple[int, ...], str, str]]) -> None:
+        specs: list[TensorSpec] = []
+        by_name: dict[str, TensorSpec] = {}
+        offset = 0
+        for entry in tensors:
+            try:
+                name, shape, part, kind = entry
+            except (TypeError, ValueError):
+                raise ParameterError(f"layout entry {entry!r}; expected (name, shape, part, kind)")
+            if not isinstance(name, str) or not name:
+                raise ParameterError(f"layout tensor name {name!r}; expected a non-empty string")
+            if name in by_name:
+                raise ParameterError(f"layout tensor {name!r} appears twice")
+            if isinstance(shape, (int, np.integer)):
+                shape = (shape,)
+            try:
+                shape_t = tuple(int(d) for d in shape)
+                ok = all(int(d) == d and not isinstance(d, bool) for d in shape) and len(shape_t) > 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok or any(d < 1 for d in shape_t):
+                raise ParameterError(f"layout tensor {name!r} has shape {shape!r}; "
+                                     "expected a tuple of positive integers")
+            if part not in PARTS:
+                raise ParameterError(f"layout tensor {name!r} has part {part!r}; "
+                                     f"expected one of {', '.join(PARTS)}")
+            if kind not in KINDS:
+                raise ParameterError(f"layout tensor {name!r} has kind {kind!r}; "
+                                     f"expected one of {', '.join(KINDS)}")
+            spec = TensorSpec(name, shape_t, part, kind, offset)
+            specs.append(spec)
+            by_name[name] = spec
+            offset = spec.stop
+        object.__setattr__(self, "tensors", tuple(specs))
+        object.__setattr__(self, "size", offset)
+        object.__setattr__(self, "names", tuple(s.name for s in specs))
+        object.__setattr__(self, "_by_name", by_name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Layout is immutable")
+
+    # --- container protocol
+    def __getitem__(self, name: str) -> TensorSpec:
+        try:
+            return self._by_name[name]
+        except (KeyError, TypeError):
+            raise ParameterError(f"unknown tensor {name!r}; the layout has "
+                                 f"{', '.join(self.names)}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._by_name
+
+    def __iter__(self) -> Iterator[TensorSpec]:
+        return iter(self.tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Layout):
+            return NotImplemented
+        return self.tensors == other.tensors
+
+    def __hash__(self) -> int:
+        return hash(self.tensors)
+
+    def __repr__(self) -> str:
+        return f"Layout({len(self)} tensors, size {self.size})"
+
+    # --- views on theta
+    def _check_theta(self, theta: np.ndarray) -> np.ndarray:
+        if not isinstance(theta, np.ndarray):
+            raise ParameterError(f"theta must be a numpy array of shape ({self.size},), "
+                                 f"got {type(theta).__name__}")
+        if theta.shape != (self.size,):
+            raise ParameterError(f"theta has shape {theta.shape}; the layout needs ({self.size},)")
+        return theta
+
+    def view(self, theta: np.ndarray, name: str) -> np.ndarray:
+        """Tensor ``name`` of ``theta`` as a reshaped view: writes to it change ``theta``.
+
+        Works for any dtype (e.g. a boolean mask laid out like ``theta``).
+        """
+        spec = self[name]
+        return self._check_theta(theta)[spec.slice].reshape(spec.shape)
+
+    def views(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """All tensors of ``theta`` as views, in layout order."""
+        self._check_theta(theta)
+        return {s.name: theta[s.slice].reshape(s.shape) for s in self.tensors}
+
+    def mask(self, parts: str | Iterable[str] | None = None, kinds: str | Iterable[str] | None = None,
+             names: str | Iterable[str] | None = None) -> np.ndarray:
+        """Boolean ``(size,)``: True on the tensors whose part, kind and name are all selected.
+
+        Each selector is ``None`` (all), one string or several; unknown values are an error.
+        """
+        parts_s = _selection(parts, PARTS, "part")
+        kinds_s = _selection(kinds, KINDS, "kind")
+        names_s = _selection(names, self.names, "tensor")
+        out = np.zeros(self.size, dtype=bool)
+        for s in self._selected(parts_s, kinds_s, names_s):
+            out[s.slice] = True
+        return out
+
+    def _selected(self, parts_s, kinds_s, names_s=None) -> list[TensorSpec]:
+        return [s for s in self.tensors
+                if (parts_s is None or s.part in parts_s) and (kinds_s is None or s.kind in kinds_s)
+                and (names_s is None or s.name in names_s)]
+
+    def count(self, parts: str | Iterable[str] | None = None,
+              kinds: str | Iterable[str] | None = None) -> int:
+        """Number of parameters in the selected parts and kinds (``None`` = all)."""
+        return sum(s.size for s in self._selected(_selection(parts, PARTS, "part"),
+                                                  _selection(kinds, KINDS, "kind")))
+
+    def flatten(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Pack ``{name: array}`` (every tensor, exact shapes, nothing else) into a new float64 theta."""
+        extra = sorted(set(arrays) - set(self.names))
+        if extra:
+            raise ParameterError(f"unknown tensors {', '.join(map(repr, extra))}; the layout has "
+                                 f"{', '.join(self.names)}")
+        theta = self.zeros()
+        for s in self.tensors:
+            if s.name not in arrays:
+                raise ParameterError(f"tensor {s.name!r} is missing (shape {s.shape})")
+            a = np.asarray(arrays[s.name])
+            if a.shape != s.shape:
+                raise ParameterError(f"tensor {s.name!r} has shape {a.shape}; expected {s.shape}")
+            theta[s.slice] = a.ravel()
+        return theta
+
+    def zeros(self) -> np.ndarray:
+        """A float64 theta of zeros."""
+        return np.zeros(self.size, dtype=np.float64)
+
+    # --- serialisation
+    def to_dict(self) -> dict:
+        """JSON-able description: ``{"tensors": [{"name", "shape", "part", "kind"}, ...]}``."""
+        return {"tensors": [{"name": s.name, "shape": list(s.shape), "part": s.part, "kind": s.kind}
+                            for s in self.tensors]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Layout":
+        """Inverse of :meth:`to_dict` (ParameterError on a malformed description)."""
+        try:
+            entries = d["tensors"]
+            if not isinstance(entries, list):
+                raise TypeError
+            tensors = []
+            for e in entries:
+                if not isinstance(e.get("shape"), list) or set(e) != {"name", "shape", "part", "kind"}:
+                    raise TypeError
+                tensors.append((e["name"], tuple(e["shape"]), e["part"], e["kind"]))
+        except (KeyError, TypeError, AttributeError):
+            raise ParameterError('layout description is malformed; expected {"tensors": [{"name", '
+                                 '"shape", "part", "kind"}, ...]}') from None
+        return cls(tensors)
+
+    def describe(self) -> list[dict]:
+        """One row per tensor: name, shape, part, kind, offset, size (for ``pa-ci report``)."""
+        return [{"name": s.name, "shape": s.shape, "part": s.part, "kind": s.kind,
+                 "offset": s.offset, "size": s.size} for s in self.tensors]
+
+    def difference(self, other: "Layout") -> str | None:
+        """``None`` when equal, else one phrase naming the first tensor of ``self`` that differs
+        from ``other`` (the expected layout), e.g. ``"dec.out.W has shape (22, 12), expected (22, 14)"``."""
+        if self == other:
+            return None
+        mine, theirs = self._by_name, other._by_name
+        for s in other.tensors:
+            if s.name not in mine:
+                return f"tensor {s.name} is missing (expected shape {s.shape})"
+            m = mine[s.name]
+            if m.shape != s.shape:
+                return f"{s.name} has shape {m.shape}, expected {s.shape}"
+            if (m.part, m.kind) != (s.part, s.kind):
+                return f"{s.name} is {m.part}/{m.kind}, expected {s.part}/{s.kind}"
+        for s in self.tensors:
+            if s.name not in theirs:
+                return f"unexpected tensor {s.name} (shape {s.shape})"
+        return f"tensors are in another order ({', '.join(self.names)}), expected {', '.join(other.names)}"
+
+
+def _canonical_json(obj: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace; numpy scalars/arrays become Python values."""
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, (Path, os.PathLike)):
+            return os.fspath(o)
+        raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=default)
+
+
+def model_hash(theta: np.ndarray, layout: Layout) -> str:
+    """First 16 hex digits of sha256(canonical layout JSON + theta as little-endian float64 bytes).
+
+    Identifies a model (e.g. in a bitstream header); any change of a single weight changes it.
+    """
+    theta = layout._check_theta(np.asarray(theta))
+    h = hashlib.sha256(_canonical_json(layout.to_dict()).encode("ascii"))
+    h.update(np.ascontiguousarray(theta, dtype="<f8").tobytes())
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- model files
+@dataclass
+class ModelFile:
+    """A loaded model: ``theta`` (float64), its ``layout``, the model ``config`` and ``meta``
+    dicts as saved, the optional ``mask`` (bool, ``(size,)``) and the ``path`` it was read from."""
+
+    theta: np.ndarray
+    layout: Layout
+    config: dict
+    meta: dict
+    mask: np.ndarray | None
+    path: Path
+
+    @property
+    def hash(self) -> str:
+        """:func:`model_hash` of this model."""
+        return model_hash(self.theta, self.layout)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def save_model(path: str | os.PathLike, theta: np.ndarray, layout: Layout, config: dict,
+               meta: dict | None = None, mask: np.ndarray | None = None) -> Path:
+    """Write a model file (format in the module docstring) atomically; return its path.
+
+    ``.npz`` is appended to ``path`` when missing. ``config`` and ``meta`` must be
+    JSON-serialisable dicts (numpy scalars are converted). Same inputs give identical bytes.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    theta = layout._check_theta(np.asarray(theta))
+    if theta.dtype.kind not in "fiu":
+        raise ParameterError(f"theta has dtype {theta.dtype}; expected float64")
+    theta = np.ascontiguousarray(theta, dtype="<f8")
+    if not np.all(np.isfinite(theta)):
+        raise ParameterError(f"theta has {int(np.sum(~np.isfinite(theta)))} non-finite values; "
+                             f"refusing to write {path}")
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_ or mask.shape != (layout.size,):
+            raise ParameterError(f"mask has dtype {mask.dtype} and shape {mask.shape}; "
+                                 f"expected bool ({layout.size},)")
+    if not isinstance(config, Mapping):
+        raise ParameterError(f"config must be a dict, got {type(config).__name__}")
+    meta = {} if meta is None else meta
+    if not isinstance(meta, Mapping):
+        raise ParameterError(f"meta must be a dict, got {type(meta).__name__}")
+    from . import __version__
+    header = {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
+              "pa_ci_version": __version__, "layout": layout.to_dict(), "config": dict(config),
+              "meta": dict(meta), "model_hash": model_hash(theta, layout)}
+    try:
+        text = _canonical_json(header)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"model config/meta cannot be written as JSON: {exc}") from None
+    members = [("header.npy", np.array(text)), ("theta.npy", theta)]
+    if mask is not None:
+        members.append(("mask.npy", np.ascontiguousarray(mask)))
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, arr in members:
+                info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, _npy_bytes(arr))
+    return path
+
+
+_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, IndexError, TypeError, MemoryError,
+                OverflowError, UnicodeError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+                RuntimeError)
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
+    try:
+        data = zf.read(name)  # checks the CRC-32
+        arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    except _READ_ERRORS as exc:
+        raise ModelFileError(f"{where}: cannot read {name}: {exc}") from None
+    return arr
+
+
+def load_model(path: str | os.PathLike, expected_layout: Layout | None = None) -> ModelFile:
+    """Read a model file (or ``folder/model.npz``) written by :func:`save_model`.
+
+    Every problem is one :class:`~pa_ci.errors.ModelFileError` line naming the file: missing,
+    not an npz, no/bad header, another format or version, theta of the wrong length or with
+    non-finite values, a mask of the wrong shape/dtype, a corrupted theta (hash), or (when
+    ``expected_layout`` is given) a layout that differs from it, naming the first tensor that
+    differs.
+    """
+    p = Path(path)
+    if p.is_dir():
+        if not (p / MODEL_FILENAME).is_file():
+            raise ModelFileError(f"{p}: folder has no {MODEL_FILENAME}")
+        p = p / MODEL_FILENAME
+    where = str(p)
+    if not p.exists():
+        raise ModelFileError(f"{where}: no such model file")
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise ModelFileError(f"{where}: not a pa-ci model file (.npz): {exc}") from None
+    except _READ_ERRORS as exc:
+        raise ModelFileError(f"{where}: cannot read the model file: {exc}") from None
+    with zf:
+        names = set(zf.namelist())
+        if "header.npy" not in names:
+            raise ModelFileError(f"{where}: not a pa-ci model file (no header)")
+        if "theta.npy" not in names:
+            raise ModelFileError(f"{where}: model file has no theta")
+        hdr = _read_member(zf, "header.npy", where)
+        theta = _read_member(zf, "theta.npy", where)
+        mask = _read_member(zf, "mask.npy", where) if "mask.npy" in names else None
+
+    if hdr.dtype.kind != "U" or hdr.ndim != 0:
+        raise ModelFileError(f"{where}: header is a {hdr.dtype} array of shape {hdr.shape}; "
+                             "expected a JSON string")
+    try:
+        header = json.loads(str(hdr[()]))
+    except ValueError as exc:
+        raise ModelFileError(f"{where}: header is not valid JSON: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != MODEL_FORMAT:
+        fmt = header.get("format") if isinstance(header, dict) else None
+        raise ModelFileError(f"{where}: format is {fmt!r}; expected {MODEL_FORMAT!r}")
+    version = header.get("format_version")
+    if version != MODEL_FORMAT_VERSION:
+        raise ModelFileError(f"{where}: format_version {version!r}; this pa-ci reads "
+                             f"{MODEL_FORMAT_VERSION}")
+    try:
+        layout = Layout.from_dict(header.get("layout"))
+    except (ParameterError, AttributeError, TypeError) as exc:
+        raise ModelFileError(f"{where}: bad layout in header: {exc}") from None
+    config, meta = header.get("config"), header.get("meta", {})
+    if not isinstance(config, dict) or not isinstance(meta, dict):
+        raise ModelFileError(f"{where}: header config/meta must be JSON objects")
+
+    if theta.ndim != 1 or theta.dtype.kind != "f":
+        raise ModelFileError(f"{where}: theta is a {theta.dtype} array of shape {theta.shape}; "
+                             "expected a 1-D float64 array")
+    if theta.size != layout.size:
+        raise ModelFileError(f"{where}: theta has {theta.size} values, the layout needs {layout.size}")
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    if not np.all(np.isfinite(theta)):
+        raise ModelFileError(f"{where}: theta has {int(np.sum(~np.isfinite(theta)))} "
+                             "non-finite values")
+    if mask is not None and (mask.dtype != np.bool_ or mask.shape != (layout.size,)):
+        raise ModelFileError(f"{where}: mask is a {mask.dtype} array of shape {mask.shape}; "
+                             f"expected bool ({layout.size},)")
+    recorded = header.get("model_hash")
+    if recorded is not None and recorded != model_hash(theta, layout):
+        raise ModelFileError(f"{where}: theta does not match the model_hash in its header "
+                             "(file corrupted or edited)")
+    if expected_layout is not None:
+        diff = layout.difference(expected_layout)
+        if diff is not None:
+            raise ModelFileError(f"{where}: layout does not match the config: {diff}")
+    return ModelFile(theta=theta, layout=layout, config=config, meta=meta, mask=mask, path=p)

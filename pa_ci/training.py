@@ -1,0 +1,251 @@
+"""Training runs: seed -> initial FRAE -> warm start -> SPSA on mean VSTOI, with checkpoints.
+
+A run lives in one folder::
+
+    RUN/config.json      what was asked (FRAE config, options, dataset), written first
+    RUN/checkpoint.npz   theta + SPSA state (iteration, RNG state), every ``checkpoint_every``
+    RUN/log.csv          one row per SPSA iteration (gains, y+, y-, VSTOI, seconds)
+    RUN/model.npz        the trained model (pa_ci.params format), written at the end
+
+Everything in the ``.npz`` files is a deterministic function of the config and seed (no
+timestamps), so two runs with the same seed are bit-identical, and a run that is interrupted
+(Ctrl-C or kill) and resumed with ``resume=True`` ends with the same parameters as an
+uninterrupted one. Ctrl-C writes a checkpoint at the current iteration before stopping; a kill
+loses at most ``checkpoint_every`` iterations.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import __version__
+from ._files import atomic_path, write_text_atomic
+from .errors import ModelFileError, ParameterError, TrainingError
+from .frae import FraeConfig, frae_layout, init_params
+from .objective import VstoiObjective
+from .params import load_model, save_model
+from .spsa import Gains, Spsa
+
+ProgressFn = Callable[[int, int, str], None]
+LOG_FIELDS = ("k", "a_k", "c_k", "y_plus", "y_minus", "vstoi", "accepted", "step_norm", "seconds")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What ``pa-ci train`` does; the defaults are the paper's SPSA gains (§II-C, Eq. 7).
+
+    ``warm_start_steps``: Adam steps of the frame-MSE warm start before SPSA (0 = none; see
+    :mod:`pa_ci.warmstart`). ``batch_size``: items per SPSA evaluation (None = the whole train
+    set, as the paper). ``averaging``/``blocking``: Spall's gradient averaging and loss-based
+    blocking (:class:`pa_ci.spsa.Spsa`).
+    """
+
+    iters: int = 1000
+    seed: int = 0
+    gains: Gains = field(default_factory=Gains)
+    batch_size: int | None = None
+    averaging: int = 1
+    blocking: float | None = None
+    checkpoint_every: int = 25
+    warm_start_steps: int = 400
+    extended: bool = False
+
+    def __post_init__(self) -> None:
+        if self.iters < 0:
+            raise ParameterError(f"iterations must be >= 0, got {self.iters}")
+        if self.checkpoint_every < 1:
+            raise ParameterError(f"checkpoint interval must be >= 1, got {self.checkpoint_every}")
+        if self.warm_start_steps < 0:
+            raise ParameterError(f"warm-start steps must be >= 0, got {self.warm_start_steps}")
+        if self.averaging < 1:
+            raise ParameterError(f"averaging must be >= 1, got {self.averaging}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["gains"] = self.gains.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainOptions:
+        d = dict(d)
+        d["gains"] = Gains.from_dict(d.get("gains", {}))
+        return cls(**d)
+
+
+# ----------------------------------------------------------------------------- initial model
+def initial_model(config: FraeConfig, patterns: Sequence[np.ndarray], options: TrainOptions,
+                  progress: ProgressFn | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Seeded initialisation, codebook from k-means of the latents, optional MSE warm start."""
+    from .warmstart import WarmStartOptions, init_codebook, warm_start
+
+    theta = init_params(config, options.seed)
+    info: dict[str, Any] = {}
+    if options.warm_start_steps > 0:
+        ws = WarmStartOptions(steps=options.warm_start_steps, seed=options.seed)
+        theta, history = warm_start(theta, config, list(patterns), ws, progress=progress)
+        info["warm_start"] = {"steps": options.warm_start_steps,
+                              "frame_mse": history[-1].get("frame_mse") if history else None}
+    else:
+        theta = init_codebook(theta, config, list(patterns), seed=options.seed)
+    return theta, info
+
+
+# ----------------------------------------------------------------------------- run folder
+def _config_record(config: FraeConfig, options: TrainOptions, dataset_info: dict[str, Any],
+                   init: str | None) -> dict[str, Any]:
+    return {"frae": config.to_dict(), "train": options.to_dict(), "dataset": dataset_info,
+            "init": init, "pa_ci_version": __version__}
+
+
+def _same_run(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Name the first setting (other than the iteration count) that differs, or None."""
+    for key in ("frae", "dataset", "init"):
+        if old.get(key) != new.get(key):
+            return key
+    a, b = dict(old.get("train", {})), dict(new.get("train", {}))
+    a.pop("iters", None)
+    b.pop("iters", None)
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            return f"train.{key}"
+    return None
+
+
+def _save_checkpoint(path: Path, spsa: Spsa, layout, config: FraeConfig, info: dict[str, Any]) -> None:
+    state = spsa.state_dict()
+    header = {k: v for k, v in state.items() if k not in ("theta", "mask")}
+    header["info"] = info
+    arrays = {"theta": state["theta"], "header": np.array(json.dumps(header, sort_keys=True))}
+    if state.get("mask") is not None:
+        arrays["mask"] = state["mask"]
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def _load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"][()]))
+            state = dict(header)
+            state["theta"] = np.array(z["theta"], dtype=np.float64)
+            state["mask"] = np.array(z["mask"], dtype=bool) if "mask" in z.files else None
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise ModelFileError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc}); "
+                             "delete it to start the run again") from None
+    info = state.pop("info", {})
+    return state, info
+
+
+def _truncate_log(path: Path, upto: int) -> None:
+    """Keep the log rows of iterations < ``upto`` (a resumed run rewrites the lost ones)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["k"]) < upto]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
+          config: FraeConfig | None = None, options: TrainOptions | None = None,
+          dataset_info: dict[str, Any] | None = None, init_theta: np.ndarray | None = None,
+          init_name: str | None = None, resume: bool = False,
+          progress: ProgressFn | None = None, warm_start_progress: ProgressFn | None = None,
+          ace_params=None) -> Path:
+    """Train an FRAE by SPSA on mean VSTOI over ``train_items``; returns the model path.
+
+    ``init_theta`` (e.g. the shipped model) replaces the seeded initialisation and warm start.
+    ``progress(done, total, info)`` is called after every SPSA iteration (info: "it K VSTOI v"),
+    ``warm_start_progress`` after every warm-start step.
+    """
+    config = config or FraeConfig()
+    options = options or TrainOptions()
+    run = Path(run_dir)
+    if run.exists() and not run.is_dir():
+        raise TrainingError(f"{run}: exists and is not a folder (train -o names a run folder)")
+    record = _config_record(config, options, dataset_info or {}, init_name)
+    cfg_path, ckpt_path, log_path, model_path = (run / "config.json", run / "checkpoint.npz",
+                                                 run / "log.csv", run / "model.npz")
+    layout = frae_layout(config)
+    objective = VstoiObjective(train_items, config, ace_params, batch_size=options.batch_size,
+                               seed=options.seed, extended=options.extended)
+
+    if ckpt_path.exists() or model_path.exists():
+        if not resume:
+            raise TrainingError(f"{run}: already holds a training run; add --resume to continue "
+                                "it, or choose another output folder")
+        try:
+            old = json.loads(cfg_path.read_text())
+        except (OSError, ValueError):
+            raise TrainingError(f"{cfg_path}: missing or unreadable; cannot resume this run") from None
+        diff = _same_run(old, record)
+        if diff is not None:
+            raise TrainingError(f"{run}: was started with another {diff}; resume it with the same "
+                                "settings or choose another output folder")
+    run.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(cfg_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+    if resume and ckpt_path.exists():
+        state, info = _load_checkpoint(ckpt_path)
+        if state["theta"].shape != (layout.size,):
+            raise ModelFileError(f"{ckpt_path}: {state['theta'].size} parameters, the config needs "
+                                 f"{layout.size}")
+        spsa = Spsa.from_state(objective, state)
+    else:
+        if init_theta is not None:
+            theta0, info = np.array(init_theta, dtype=np.float64), {"init": init_name}
+        else:
+            theta0, info = initial_model(config, [it.pattern for it in train_items], options,
+                                         progress=warm_start_progress)
+        spsa = Spsa(objective, theta0, gains=options.gains, maximize=True, seed=options.seed,
+                    averaging=options.averaging, blocking=options.blocking)
+        info = dict(info)
+        info["vstoi_initial"] = float(objective(spsa.theta[None, :], 0)[0]) \
+            if options.batch_size is None else None
+        _save_checkpoint(ckpt_path, spsa, layout, config, info)
+        if log_path.exists():
+            log_path.unlink()
+    _truncate_log(log_path, spsa.k)
+
+    start_k, t0 = spsa.k, time.monotonic()
+    new_log = not log_path.exists()
+    with open(log_path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, lineterminator="\n")
+        if new_log:
+            writer.writeheader()
+        try:
+            while spsa.k < options.iters:
+                rec = spsa.step()
+                writer.writerow({"k": rec.k, "a_k": f"{rec.a_k:.6g}", "c_k": f"{rec.c_k:.6g}",
+                                 "y_plus": f"{rec.y_plus:.6f}", "y_minus": f"{rec.y_minus:.6f}",
+                                 "vstoi": f"{0.5 * (rec.y_plus + rec.y_minus):.6f}",
+                                 "accepted": int(rec.accepted), "step_norm": f"{rec.step_norm:.4g}",
+                                 "seconds": f"{time.monotonic() - t0:.3f}"})
+                if spsa.k % options.checkpoint_every == 0 or spsa.k == options.iters:
+                    fh.flush()
+                    _save_checkpoint(ckpt_path, spsa, layout, config, info)
+                if progress is not None:
+                    progress(spsa.k - start_k, options.iters - start_k,
+                             f"it {spsa.k} VSTOI {0.5 * (rec.y_plus + rec.y_minus):.4f}")
+        except KeyboardInterrupt:
+            fh.flush()
+            _save_checkpoint(ckpt_path, spsa, layout, config, info)
+            raise
+    final = objective.evaluate(spsa.theta)
+    meta = {"seed": options.seed, "iterations": int(spsa.k), "train_vstoi": float(final.mean()),
+            "train_items": objective.n_items, **{k: v for k, v in info.items() if v is not None}}
+    return save_model(model_path, spsa.theta, layout, config.to_dict(), meta)
