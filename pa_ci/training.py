@@ -10,17 +10,20 @@ A run lives in one folder::
 Everything in the ``.npz`` files is a deterministic function of the config and seed (no
 timestamps), so two runs with the same seed are bit-identical, and a run that is interrupted
 (Ctrl-C or kill) and resumed with ``resume=True`` ends with the same parameters as an
-uninterrupted one. Ctrl-C writes a checkpoint at the current iteration before stopping; a kill
-loses at most ``checkpoint_every`` iterations.
+uninterrupted one. Ctrl-C or SIGTERM writes a checkpoint at the current iteration before
+stopping; a hard kill (SIGKILL, power loss) loses at most ``checkpoint_every`` iterations.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +163,23 @@ def _truncate_log(path: Path, upto: int) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (``kill``) like Ctrl-C while training, so it also writes a checkpoint."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ANN001
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
           config: FraeConfig | None = None, options: TrainOptions | None = None,
           dataset_info: dict[str, Any] | None = None, init_theta: np.ndarray | None = None,
@@ -223,7 +243,7 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
 
     start_k, t0 = spsa.k, time.monotonic()
     new_log = not log_path.exists()
-    with open(log_path, "a", newline="") as fh:
+    with _sigterm_as_interrupt(), open(log_path, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, lineterminator="\n")
         if new_log:
             writer.writeheader()

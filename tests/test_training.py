@@ -149,3 +149,18 @@ def test_training_can_start_from_a_given_model(tiny, tmp_path):
     m = load_model(p)
     assert not np.array_equal(m.theta, codec.theta)
     assert m.meta["iterations"] == 4 and np.isfinite(m.meta["train_vstoi"])
+
+
+def test_sigterm_checkpoints_like_ctrl_c(tiny, tmp_path):
+    import os
+    import signal
+
+    def terminate(done, total, info):
+        if info.startswith("it 3 "):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "run", tiny.train, options=_opts(checkpoint_every=100), progress=terminate)
+    with np.load(tmp_path / "run" / "checkpoint.npz") as z:
+        assert json.loads(str(z["header"][()]))["k"] == 3
+    assert signal.getsignal(signal.SIGTERM) is not None
