@@ -221,6 +221,8 @@ _model_option = click.option("--model", type=click.Path(path_type=Path), default
               help="SP gradients averaged per iteration (Spall).")
 @click.option("--blocking", type=float, default=None,
               help="Reject steps that lower the VSTOI by more than this (Spall's blocking).")
+@click.option("--calibrate", "calibrate_step", type=float, default=None,
+              help="Set a and A by Spall's calibration for this first step per weight (keeps c).")
 @click.option("--enc-hidden", type=click.IntRange(min=1), default=14, show_default=True)
 @click.option("--dec-hidden", type=click.IntRange(min=1), default=14, show_default=True)
 @click.option("--latent-dim", type=click.IntRange(min=1), default=2, show_default=True)
@@ -232,7 +234,7 @@ _model_option = click.option("--model", type=click.Path(path_type=Path), default
 def train_command(output: Path, iters: int, seed: int, resume: bool, init_model: Path | None,
                   warm_start: int, batch_size: int | None, checkpoint_every: int, gain_a: float,
                   gain_A: float, gain_c: float, alpha: float, gamma: float, averaging: int,
-                  blocking: float | None, enc_hidden: int, dec_hidden: int, latent_dim: int,
+                  blocking: float | None, calibrate_step: float | None, enc_hidden: int, dec_hidden: int, latent_dim: int,
                   codebook_size: int, output_maxima: int, tiny: bool, as_json: bool) -> None:
     """Train an FRAE by SPSA on mean VSTOI over the train split (paper §II-C, Eq. 7).
 
@@ -255,6 +257,7 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
     options = TrainOptions(iters=iters, seed=seed, batch_size=batch_size, averaging=averaging,
                            blocking=blocking, checkpoint_every=checkpoint_every,
                            warm_start_steps=0 if init_model is not None else warm_start,
+                           calibrate_step=calibrate_step,
                            gains=Gains(a=gain_a, A=gain_A, c=gain_c, alpha=alpha, gamma=gamma))
     dataset = _dataset(tiny)
     info = {"key": dataset.key, "config": dataset.config.to_dict(), "split": "train"}

@@ -37,7 +37,7 @@ from .errors import ModelFileError, ParameterError, TrainingError
 from .frae import FraeConfig, frae_layout, init_params
 from .objective import VstoiObjective
 from .params import load_model, save_model
-from .spsa import Gains, Spsa
+from .spsa import Gains, Spsa, calibrate
 
 ProgressFn = Callable[[int, int, str], None]
 LOG_FIELDS = ("k", "a_k", "c_k", "y_plus", "y_minus", "vstoi", "accepted", "step_norm", "seconds")
@@ -50,7 +50,9 @@ class TrainOptions:
     ``warm_start_steps``: Adam steps of the frame-MSE warm start before SPSA (0 = none; see
     :mod:`pa_ci.warmstart`). ``batch_size``: items per SPSA evaluation (None = the whole train
     set, as the paper). ``averaging``/``blocking``: Spall's gradient averaging and loss-based
-    blocking (:class:`pa_ci.spsa.Spsa`).
+    blocking (:class:`pa_ci.spsa.Spsa`). ``calibrate_step``: replace the gains' a and A by
+    Spall's calibration (:func:`pa_ci.spsa.calibrate`: A = 0.1 iters, a such that the first
+    step moves each weight by about this much), keeping c, alpha and gamma.
     """
 
     iters: int = 1000
@@ -62,6 +64,7 @@ class TrainOptions:
     checkpoint_every: int = 25
     warm_start_steps: int = 400
     extended: bool = False
+    calibrate_step: float | None = None
 
     def __post_init__(self) -> None:
         if self.iters < 0:
@@ -72,6 +75,8 @@ class TrainOptions:
             raise ParameterError(f"warm-start steps must be >= 0, got {self.warm_start_steps}")
         if self.averaging < 1:
             raise ParameterError(f"averaging must be >= 1, got {self.averaging}")
+        if self.calibrate_step is not None and not self.calibrate_step > 0:
+            raise ParameterError(f"calibration step must be > 0, got {self.calibrate_step}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -231,9 +236,16 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
         else:
             theta0, info = initial_model(config, [it.pattern for it in train_items], options,
                                          progress=warm_start_progress)
-        spsa = Spsa(objective, theta0, gains=options.gains, maximize=True, seed=options.seed,
-                    averaging=options.averaging, blocking=options.blocking)
         info = dict(info)
+        gains = options.gains
+        if options.calibrate_step is not None:
+            g = options.gains
+            gains = calibrate(objective, theta0, n_iters=max(options.iters, 1),
+                              target_step=options.calibrate_step, averaging=options.averaging,
+                              seed=options.seed, c=g.c, alpha=g.alpha, gamma=g.gamma)
+            info["calibrated_gains"] = gains.to_dict()
+        spsa = Spsa(objective, theta0, gains=gains, maximize=True, seed=options.seed,
+                    averaging=options.averaging, blocking=options.blocking)
         info["vstoi_initial"] = float(objective(spsa.theta[None, :], 0)[0]) \
             if options.batch_size is None else None
         _save_checkpoint(ckpt_path, spsa, layout, config, info)

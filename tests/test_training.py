@@ -164,3 +164,25 @@ def test_sigterm_checkpoints_like_ctrl_c(tiny, tmp_path):
     with np.load(tmp_path / "run" / "checkpoint.npz") as z:
         assert json.loads(str(z["header"][()]))["k"] == 3
     assert signal.getsignal(signal.SIGTERM) is not None
+
+
+def test_calibrated_gains_are_used_recorded_and_resumed(tiny, tmp_path):
+    from pa_ci.spsa import calibrate
+    opts = _opts(iters=4, warm_start_steps=0, calibrate_step=0.01)
+    p = train(tmp_path / "cal", tiny.train, options=opts)
+    cal = load_model(p).meta["calibrated_gains"]
+    assert cal["A"] == pytest.approx(0.4) and cal["c"] == opts.gains.c
+    theta0 = init_codebook(init_params(CFG, opts.seed), CFG, [it.pattern for it in tiny.train],
+                           seed=opts.seed)
+    expected = calibrate(VstoiObjective(tiny.train, CFG), theta0, n_iters=4, target_step=0.01,
+                         seed=opts.seed, c=opts.gains.c)
+    assert cal == expected.to_dict()
+
+    def interrupt(done, total, info):
+        if info.startswith("it 2 "):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # the checkpoint keeps the calibrated gains
+        train(tmp_path / "part", tiny.train, options=opts, progress=interrupt)
+    resumed = train(tmp_path / "part", tiny.train, options=opts, resume=True)
+    assert np.array_equal(_theta(p), _theta(resumed))
