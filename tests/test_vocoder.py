@@ -134,3 +134,17 @@ def test_envelopes_reject_non_finite_and_non_numeric():
             V.envelopes(bad)
     with pytest.raises(ParameterError, match="not numeric"):
         V.envelopes(np.array([["a"] * 22]))
+
+
+def test_envelopes_into_a_given_buffer():
+    from pa_ci.errors import ParameterError
+    from pa_ci.vocoder import envelopes
+    rng = np.random.default_rng(3)
+    p = np.where(rng.random((50, 22)) < 0.4, rng.random((50, 22)), 0.0)
+    out = np.full((50, 22), np.nan)
+    assert envelopes(p, out=out) is out
+    assert np.array_equal(out, envelopes(p))
+    with pytest.raises(ParameterError, match="C-contiguous float64"):
+        envelopes(p, out=np.empty((50, 22), dtype=np.float32))
+    with pytest.raises(ParameterError, match="shape"):
+        envelopes(p, out=np.empty((49, 22)))
