@@ -57,7 +57,7 @@ class VstoiObjective:
         self.n_items = len(items)
         self._sets: dict[tuple, ReferenceSet] = {}
         self._freqs = np.asarray(self.ace_params.centre_frequencies, dtype=np.float64)
-        self._env_buffer: np.ndarray | None = None
+        self._buffers: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- item selection ---------------------------------------------------------------------
     def batch(self, k: int) -> np.ndarray:
@@ -90,16 +90,13 @@ class VstoiObjective:
         thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
         idx = self.batch(k) if items is None else np.asarray(items, dtype=np.int64)
         packed = self._subset(idx)
-        outputs = forward_many(thetas, self.config, packed)
-        n_frames = packed.n_frames
-        decoded = outputs[0].decoded.base  # forward_many writes all rows into one (n, N, C) array
-        if decoded is None or decoded.shape != (len(thetas), n_frames, self.config.n_channels) \
-                or not decoded.flags.c_contiguous:
-            decoded = np.concatenate([o.decoded for o in outputs])
-        decoded = decoded.reshape(len(thetas) * n_frames, self.config.n_channels)
-        if self._env_buffer is None or self._env_buffer.shape != decoded.shape:
-            self._env_buffer = np.empty(decoded.shape)
-        env = envelopes(decoded, self.ace_params, out=self._env_buffer)
+        n_frames, C = packed.n_frames, self.config.n_channels
+        shape = (len(thetas), n_frames, C)
+        if self._buffers is None or self._buffers[0].shape != shape:  # reused: no 100 MB
+            self._buffers = (np.empty(shape), np.empty((shape[0] * n_frames, C)))  # allocations
+        decoded, env = self._buffers
+        forward_many(thetas, self.config, packed, out=decoded)
+        envelopes(decoded.reshape(shape[0] * n_frames, C), self.ace_params, out=env)
         offsets = np.concatenate([packed.offsets[:-1] + m * n_frames for m in range(len(thetas))]
                                  + [[len(thetas) * n_frames]]).astype(np.int64)
         rs = self._reference_set(idx, len(thetas))

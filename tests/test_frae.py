@@ -343,3 +343,19 @@ def test_input_checks():
     for k, call in enumerate(bad_inputs):
         with pytest.raises(ParameterError):
             call()
+
+
+def test_forward_many_into_a_given_buffer():
+    cfg = FraeConfig()
+    rng = np.random.default_rng(11)
+    pats = [np.where(rng.random((n, 22)) < 0.35, rng.random((n, 22)), 0.0) for n in (40, 7, 90)]
+    thetas = np.stack([init_params(cfg, 1), init_params(cfg, 2)])
+    buf = np.full((2, 137, 22), np.nan)
+    outs = forward_many(thetas, cfg, pats, out=buf)
+    ref = forward_many(thetas, cfg, pats)
+    for m in range(2):
+        assert outs[m].decoded.base is buf
+        assert np.array_equal(buf[m], ref[m].decoded)
+        assert np.array_equal(outs[m].indices, ref[m].indices)
+    with pytest.raises(ParameterError, match="C-contiguous float64"):
+        forward_many(thetas, cfg, pats, out=np.empty((2, 136, 22)))
