@@ -19,7 +19,8 @@ from .stoi import Reference, short_signal_message, vstoi_of_pattern
 from .vocoder import vocode
 
 
-def _load_at(path: str | os.PathLike, fs: int) -> np.ndarray:
+def load_audio_at(path: str | os.PathLike, fs: int) -> np.ndarray:
+    """Read an audio file as mono and bring it to ``fs`` (one-line AudioError if unusable)."""
     x, fs_in = read_audio(path)
     return resample(x, fs_in, fs)
 
@@ -36,8 +37,8 @@ def vstoi_of_files(clean: str | os.PathLike, noisy: str | os.PathLike | None = N
     """
     params = params or AceParams()
     fs = int(params.fs)
-    x = _load_at(clean, fs)
-    y = x if noisy is None else _load_at(noisy, fs)
+    x = load_audio_at(clean, fs)
+    y = x if noisy is None else load_audio_at(noisy, fs)
     if len(y) != len(x):
         warnings.warn(f"{noisy}: {len(y)} samples vs {len(x)} in {clean} at {fs} Hz; "
                       "using the common length", stacklevel=2)
@@ -76,7 +77,7 @@ def vocode_file(source: str | os.PathLike, output: str | os.PathLike,
         raise AudioError(f"{output}: output must be a .wav file")
     if plot is not None and Path(plot).suffix.lower() != ".png":
         raise AudioError(f"{plot}: the plot must be a .png file")
-    x = _load_at(source, fs)
+    x = load_audio_at(source, fs)
     pattern = ace(x, fs, params)
     audio = vocode(pattern, params)[: len(x)]
     if plot is not None:  # before the WAV: a missing matplotlib leaves no output at all

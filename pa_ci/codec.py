@@ -15,8 +15,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from .ace import AceParams, ace, default_params
-from .audio import read_audio, resample, write_wav
-from .bitstream import Stream, index_entropy, read_stream, to_bytes, write_stream
+from .audio import write_wav
+from .bitstream import (Stream, index_entropy, measured_bitrate_bps, read_stream, stream_size,
+                        write_stream)
+from .chain import load_audio_at
 from .errors import ModelFileError, ParameterError
 from .frae import FraeConfig, decode, forward, frae_layout
 from .params import ModelFile, load_model, model_hash
@@ -55,18 +57,14 @@ def load_codec(path: str | os.PathLike | None = None) -> Codec:
     return Codec(model.theta, config, model_hash(model.theta, model.layout), model)
 
 
-def _audio_at(path: str | os.PathLike, fs: int) -> np.ndarray:
-    x, fs_in = read_audio(path)
-    return resample(x, fs_in, fs)
-
-
 def stream_figures(stream: Stream, n_bytes: int, codebook_size: int) -> dict[str, Any]:
     """Nominal and measured bit rate (whole file) and the index entropy of a stream."""
     seconds = stream.n_frames / stream.frame_rate if stream.n_frames else 0.0
     h = index_entropy(stream.indices, codebook_size)
     return {"frames": stream.n_frames, "seconds": seconds, "bytes": n_bytes,
             "bitrate_bps": stream.nominal_bitrate_bps,
-            "measured_bitrate_bps": 8 * n_bytes / seconds if seconds else math.nan,
+            "measured_bitrate_bps": (measured_bitrate_bps(n_bytes, stream.n_frames, stream.frame_rate)
+                                     if stream.n_frames else math.nan),
             "index_entropy_bits": h, "entropy_bitrate_bps": h * stream.frame_rate}
 
 
@@ -76,7 +74,7 @@ def encode_file(source: str | os.PathLike, output: str | os.PathLike,
     params = params or default_params()
     codec = load_codec(model)
     fs = int(params.fs)
-    x = _audio_at(source, fs)
+    x = load_audio_at(source, fs)
     pattern = ace(x, fs, params)
     out = forward(codec.theta, codec.config, [pattern])
     stream = Stream(indices=out.indices.astype(np.int64), n_bits=codec.config.n_bits,
@@ -128,10 +126,7 @@ def evaluate(codec: Codec, items: Sequence[Any], params: AceParams | None = None
     out = forward(codec.theta, codec.config, [it.pattern for it in items])
     n_frames = int(out.indices.size)
     seconds = sum(len(it.clean) for it in items) / params.fs
-    header_bytes = len(to_bytes(Stream(np.zeros(0, np.int64), codec.config.n_bits, codec.hash, 0,
-                                       int(params.fs), int(params.hop))))
-    payload = sum(math.ceil((out.offsets[i + 1] - out.offsets[i]) * codec.config.n_bits / 8)
-                  for i in range(len(items)))
+    stream_bytes = sum(stream_size(n, codec.config.n_bits) for n in np.diff(out.offsets))
     h = index_entropy(out.indices, codec.config.codebook_size)
     used = int(np.unique(out.indices).size)
     return {
@@ -140,7 +135,7 @@ def evaluate(codec: Codec, items: Sequence[Any], params: AceParams | None = None
         "vstoi_min": float(scores.min()), "vstoi_max": float(scores.max()),
         "n_items": len(items), "seconds": seconds, "frames": n_frames,
         "bitrate_bps": codec.config.bitrate_bps,
-        "measured_bitrate_bps": 8 * (payload + len(items) * header_bytes) / seconds,
+        "measured_bitrate_bps": measured_bitrate_bps(stream_bytes, n_frames, codec.config.frame_rate),
         "index_entropy_bits": h, "entropy_bitrate_bps": h * codec.config.frame_rate,
         "codewords_used": used,
         "n_weights": codec.n_weights,

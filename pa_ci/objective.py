@@ -19,15 +19,6 @@ from .stoi import Reference, ReferenceSet
 from .vocoder import envelopes
 
 
-def _stack(patterns: Sequence[np.ndarray], n_channels: int) -> tuple[np.ndarray, np.ndarray]:
-    arrays = [np.asarray(p, dtype=np.float64) for p in patterns]
-    for i, p in enumerate(arrays):
-        if p.ndim != 2 or p.shape[1] != n_channels:
-            raise ParameterError(f"pattern {i}: expected shape (frames, {n_channels}), got {p.shape}")
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p in arrays])]).astype(np.int64)
-    return np.ascontiguousarray(np.concatenate(arrays)), offsets
-
-
 class VstoiObjective:
     """``f(thetas, k) -> mean VSTOI per row`` over ``items`` (each with ``.clean`` and ``.pattern``).
 
@@ -50,8 +41,8 @@ class VstoiObjective:
         self.batch_size = batch_size
         self.seed = int(seed)
         self.extended = bool(extended)
-        self.patterns, self.offsets = _stack([it.pattern for it in items], config.n_channels)
-        self._packed_all = pack_patterns(self.patterns, config.n_channels, offsets=self.offsets)
+        self._patterns = [it.pattern for it in items]
+        self._packed_all = pack_patterns(self._patterns, config.n_channels)
         self.references = [Reference(np.asarray(it.clean, dtype=np.float64), int(self.ace_params.fs))
                            for it in items]
         self.n_items = len(items)
@@ -70,9 +61,7 @@ class VstoiObjective:
     def _subset(self, idx: np.ndarray) -> PackedPatterns:
         if idx.size == self.n_items and np.array_equal(idx, np.arange(self.n_items)):
             return self._packed_all
-        stacked, offsets = _stack([self.patterns[self.offsets[i]:self.offsets[i + 1]] for i in idx],
-                                  self.config.n_channels)
-        return pack_patterns(stacked, self.config.n_channels, offsets=offsets)
+        return pack_patterns([self._patterns[i] for i in idx], self.config.n_channels)
 
     def _reference_set(self, idx: np.ndarray, n_rows: int) -> ReferenceSet:
         key = (idx.tobytes(), n_rows)

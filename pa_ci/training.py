@@ -20,7 +20,6 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import os
 import signal
 import threading
@@ -36,7 +35,7 @@ from ._files import atomic_path, write_text_atomic
 from .errors import ModelFileError, ParameterError, TrainingError
 from .frae import FraeConfig, frae_layout, init_params
 from .objective import VstoiObjective
-from .params import load_model, save_model
+from .params import save_model
 from .spsa import Gains, Spsa, calibrate
 
 ProgressFn = Callable[[int, int, str], None]
@@ -129,7 +128,7 @@ def _same_run(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return None
 
 
-def _save_checkpoint(path: Path, spsa: Spsa, layout, config: FraeConfig, info: dict[str, Any]) -> None:
+def _save_checkpoint(path: Path, spsa: Spsa, info: dict[str, Any]) -> None:
     state = spsa.state_dict()
     header = {k: v for k, v in state.items() if k not in ("theta", "mask")}
     header["info"] = info
@@ -248,7 +247,7 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                     averaging=options.averaging, blocking=options.blocking)
         info["vstoi_initial"] = float(objective(spsa.theta[None, :], 0)[0]) \
             if options.batch_size is None else None
-        _save_checkpoint(ckpt_path, spsa, layout, config, info)
+        _save_checkpoint(ckpt_path, spsa, info)
         if log_path.exists():
             log_path.unlink()
     _truncate_log(log_path, spsa.k)
@@ -269,13 +268,13 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                                  "seconds": f"{time.monotonic() - t0:.3f}"})
                 if spsa.k % options.checkpoint_every == 0 or spsa.k == options.iters:
                     fh.flush()
-                    _save_checkpoint(ckpt_path, spsa, layout, config, info)
+                    _save_checkpoint(ckpt_path, spsa, info)
                 if progress is not None:
                     progress(spsa.k - start_k, options.iters - start_k,
                              f"it {spsa.k} VSTOI {0.5 * (rec.y_plus + rec.y_minus):.4f}")
         except KeyboardInterrupt:
             fh.flush()
-            _save_checkpoint(ckpt_path, spsa, layout, config, info)
+            _save_checkpoint(ckpt_path, spsa, info)
             raise
     final = objective.evaluate(spsa.theta)
     meta = {"seed": options.seed, "iterations": int(spsa.k), "train_vstoi": float(final.mean()),
