@@ -7,30 +7,40 @@ DEMO   ?= demo-output
 
 .PHONY: demo test bench install clean
 
-# The virtual environment, with the package (editable) and its test + plot extras.
+# The virtual environment, with the package (editable) and its test, plot and dist extras
+# (dist: the suite tests the Dask path of `pa-ci sweep` against a LocalCluster).
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,plot]'
+	$(PY) -m pip install --quiet -e '.[test,plot,dist]'
 	touch $@
 
 install: $(VENV)/.installed
 
-# The main job on the bundled data: build the default dataset, evaluate the shipped FRAE codec
-# on its test split (coded VSTOI vs the uncoded reference), code a bundled file through the
-# codec at 6 bits per frame, and write WAVs so you can listen (ACE alone, and ACE + codec).
+# The main job on the bundled data: prune the shipped FRAE codec's decoder at a rate of 0.55
+# by the paper's proposed protocol (pruning-aware training, Eq. 5/6, then prune, then fine-tune)
+# and by its baseline (prune, fine-tune), with short schedules, and print the comparison (test
+# split VSTOI right after pruning and after fine-tuning); then the pruned model's sparsity
+# table, its decoder as a sparse export against the 32 kB budget, and WAVs so you can listen
+# (ACE alone, ACE + codec, ACE + pruned codec).
 DEMO_WAV := pa_ci/bundled/speech/cmu_arctic/cmu_arctic_us_aew_a0001.wav
+DEMO_PA  := $(DEMO)/prune-0.55/runs/decoder-pa-linear-r0.55-s0
 demo: $(VENV)/.installed
 	$(PACI) dataset build
 	$(PACI) eval
-	mkdir -p $(DEMO)
+	rm -rf $(DEMO)/prune-0.55
+	$(PACI) sweep --rates 0.55 --scopes decoder --methods magnitude,pa --seeds 0 \
+	    --pa-iters 60 --finetune-iters 30 --batch-size 25 --workers 2 --out $(DEMO)/prune-0.55
+	$(PACI) report $(DEMO_PA)
+	$(PACI) export $(DEMO_PA) --part decoder -o $(DEMO)/decoder-0.55.pacx
 	$(PACI) vocode $(DEMO_WAV) -o $(DEMO)/ace_aew_a0001.wav --plot $(DEMO)/signal_chain_aew_a0001.png
 	$(PACI) encode $(DEMO_WAV) -o $(DEMO)/aew_a0001.frae
 	$(PACI) decode $(DEMO)/aew_a0001.frae -o $(DEMO)/codec_aew_a0001.wav
-	rm -rf $(DEMO)/train-run
-	$(PACI) train --iters 10 --init pa_ci/bundled/models/frae-default.npz --tiny -o $(DEMO)/train-run
-	@echo "listen: $(DEMO)/ace_aew_a0001.wav (ACE) and $(DEMO)/codec_aew_a0001.wav (ACE + FRAE codec)"
-	@echo "look:   $(DEMO)/signal_chain_aew_a0001.png"
+	$(PACI) encode $(DEMO_WAV) --model $(DEMO_PA) -o $(DEMO)/aew_a0001_pruned.frae
+	$(PACI) decode $(DEMO)/aew_a0001_pruned.frae --model $(DEMO_PA) -o $(DEMO)/codec_pruned_aew_a0001.wav
+	@echo "listen: $(DEMO)/ace_aew_a0001.wav (ACE), $(DEMO)/codec_aew_a0001.wav (ACE + codec),"
+	@echo "        $(DEMO)/codec_pruned_aew_a0001.wav (ACE + codec with 55 % of the decoder pruned)"
+	@echo "look:   $(DEMO)/prune-0.55/*.png, $(DEMO)/signal_chain_aew_a0001.png"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

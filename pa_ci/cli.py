@@ -238,7 +238,8 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
                   codebook_size: int, output_maxima: int, tiny: bool, as_json: bool) -> None:
     """Train an FRAE by SPSA on mean VSTOI over the train split (paper §II-C, Eq. 7).
 
-    A seeded initialisation and a short frame-MSE warm start come first (or --init MODEL).
+    A seeded initialisation and a short frame-MSE warm start come first (or --init MODEL; the
+    mask of a pruned MODEL is kept, so its pruned weights stay zero).
     Progress (iteration, VSTOI, ETA) goes to stderr; Ctrl-C checkpoints, --resume continues.
     """
     from .codec import load_codec
@@ -248,12 +249,13 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
 
     config = FraeConfig(enc_hidden=enc_hidden, dec_hidden=dec_hidden, latent_dim=latent_dim,
                         codebook_size=codebook_size, output_maxima=output_maxima)
-    init_theta = init_name = None
+    init_theta = init_name = mask = None
     if init_model is not None:
         codec = load_codec(init_model)
         if codec.config != config:
             raise click.UsageError(f"{init_model}: its FRAE config differs from the size options")
         init_theta, init_name = codec.theta, f"{Path(init_model).name} {codec.hash}"
+        mask = codec.model.mask  # a pruned model stays pruned: its mask is kept fixed
     options = TrainOptions(iters=iters, seed=seed, batch_size=batch_size, averaging=averaging,
                            blocking=blocking, checkpoint_every=checkpoint_every,
                            warm_start_steps=0 if init_model is not None else warm_start,
@@ -263,7 +265,8 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
     info = {"key": dataset.key, "config": dataset.config.to_dict(), "split": "train"}
     path = train(output, dataset.train, config=config, options=options, dataset_info=info,
                  init_theta=init_theta, init_name=init_name, resume=resume,
-                 progress=Progress("train"), warm_start_progress=Progress("warm start"))
+                 progress=Progress("train"), warm_start_progress=Progress("warm start"),
+                 mask=mask)
     codec = load_codec(path)
     meta = codec.model.meta
     result = {"model": str(path), "run": str(output), "iterations": meta.get("iterations"),
@@ -325,6 +328,268 @@ def decode_command(source: Path, output: Path, model: Path | None, as_json: bool
     r = decode_file(source, output, model)
     text = f"wrote {r['output']}: {r['frames']} frames ({r['seconds']:.2f} s)"
     _emit(as_json, r, text)
+
+
+# ----------------------------------------------------------------------------- pruning
+def _gains_options(f):
+    """SPSA gain options shared by train-like commands (defaults: the paper's, §II-C)."""
+    for opt in reversed([
+        click.option("--a", "gain_a", type=float, default=1.0, show_default=True, help="SPSA gain a (Eq. 7)."),
+        click.option("--A", "gain_A", type=float, default=10273.0, show_default=True, help="SPSA stability constant A."),
+        click.option("--c", "gain_c", type=float, default=0.020765, show_default=True, help="SPSA perturbation c."),
+        click.option("--alpha", type=float, default=0.602, show_default=True),
+        click.option("--gamma", type=float, default=0.101, show_default=True)]):
+        f = opt(f)
+    return f
+
+
+def _gains(gain_a: float, gain_A: float, gain_c: float, alpha: float, gamma: float):
+    from .spsa import Gains
+    return Gains(a=gain_a, A=gain_A, c=gain_c, alpha=alpha, gamma=gamma)
+
+
+def _load_model_arg(model: Path | None):
+    from .codec import SHIPPED_MODEL
+    from .params import load_model
+    return load_model(SHIPPED_MODEL if model is None else model)
+
+
+_SCOPE_CHOICE = click.Choice(["whole", "decoder", "encoder"])
+
+
+@cli.command("prune")
+@click.argument("model", type=click.Path(path_type=Path), required=False)
+@click.option("--rate", type=float, default=None,
+              help="Fraction of the scope's matrix weights set to zero (0..1), e.g. 0.55.")
+@click.option("--scope", type=_SCOPE_CHOICE, default="whole", show_default=True,
+              help="Eligible weights: encoder + decoder, decoder only, or encoder only.")
+@click.option("--method", type=click.Choice(["pa", "magnitude"]), default="pa", show_default=True,
+              help="pa: PA training (Eq. 5/6), prune, fine-tune (the paper's proposal); "
+                   "magnitude: prune, fine-tune (its baseline).")
+@click.option("--g", "g", type=click.Choice(["linear", "quadratic", "cubic", "sqrt"]), default="linear",
+              show_default=True, help="Perturbation function of Eq. 6.")
+@click.option("--lambda", "lam", type=float, default=1.0, show_default=True, help="lambda of Eq. 5.")
+@click.option("--pa-iters", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="SPSA iterations on the pruning-aware loss (method pa).")
+@click.option("--finetune-iters", type=click.IntRange(min=0), default=7000, show_default=True,
+              help="Fine-tuning iterations after pruning (the baseline adds --pa-iters: 8000).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the SPSA perturbations.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Items per SPSA evaluation (default: the whole train split, as the paper).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=25, show_default=True)
+@_gains_options
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Run folder: model.npz (pruned + fine-tuned), pruned.npz, result.json, stages.")
+@click.option("--resume", is_flag=True, help="Continue the run in OUTPUT (finished stages are kept).")
+@_tiny_option
+@_json_option
+def prune_command(model: Path | None, rate: float | None, scope: str, method: str, g: str,
+                  lam: float, pa_iters: int, finetune_iters: int, seed: int,
+                  batch_size: int | None, checkpoint_every: int, gain_a: float, gain_A: float,
+                  gain_c: float, alpha: float, gamma: float, output: Path, resume: bool,
+                  tiny: bool, as_json: bool) -> None:
+    """Prune MODEL (default: the shipped model) by the paper's protocol (§II-D).
+
+    pa: PA-ITERS SPSA iterations on the pruning-aware loss (Eq. 5/6) at the target rate, global
+    magnitude pruning, FINETUNE-ITERS iterations with the mask fixed. magnitude: prune, then
+    PA-ITERS + FINETUNE-ITERS fine-tuning iterations. Prints the test-split VSTOI before, after
+    PA training, right after pruning and after fine-tuning, and the non-zero weights per part.
+    """
+    from .export import MEMORY_BUDGET_BYTES, write_export
+    from .frae import FraeConfig
+    from .params import load_model
+    from .protocol import RunSpec, run_protocol
+    if rate is None:
+        raise click.UsageError("--rate is required (the fraction of eligible weights to prune)")
+    spec = RunSpec(rate=rate, scope=scope, method=method, g=g, seed=seed, pa_iters=pa_iters,
+                   finetune_iters=finetune_iters, lam=lam)
+    gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
+    source = _load_model_arg(model)
+    dataset = _dataset(tiny)
+    labels = {"pa": "PA training", "finetune": "fine-tune"}
+    r = run_protocol(source, spec, output, train_items=dataset.train, eval_items=dataset.test,
+                     gains=gains, batch_size=batch_size, checkpoint_every=checkpoint_every,
+                     resume=resume, progress=lambda stage: Progress(labels[stage]))
+    config = FraeConfig.from_dict(source.config)
+    final = load_model(output / "model.npz")
+    info = write_export(output / f"{scope}.pacx", final.theta, config, part=scope,
+                        model_hash=final.hash)
+    r = {**r, "model": str(output / "model.npz"), "source_model": str(source.path),
+         "export": str(info.path), "export_part": scope, "size_bytes": info.n_bytes,
+         "dense_float32_bytes": info.dense_float32_bytes, "budget_bytes": MEMORY_BUDGET_BYTES}
+    text = (f"{method} pruning of {scope} weights at rate {rate:g} (test split, {r['eval_items']} items)\n"
+            f"  VSTOI before {r['vstoi_before']:.4f}"
+            + (f"   after PA training {r['vstoi_pa']:.4f}" if method == "pa" else "")
+            + f"   pruned {r['vstoi_pruned']:.4f}   fine-tuned {r['vstoi_finetuned']:.4f}\n"
+            f"  non-zero weights: {r['nonzero_weights']} of {r['eligible_weights']} eligible; "
+            f"encoder {r['nonzero_encoder']}/{r['weights_encoder']}, "
+            f"decoder {r['nonzero_decoder']}/{r['weights_decoder']}\n"
+            f"  {scope} part as a sparse float32 export: {r['size_bytes']} bytes (dense float32 "
+            f"{r['dense_float32_bytes']} bytes; budget {MEMORY_BUDGET_BYTES // 1024} kB)\n"
+            f"  wrote {r['model']} and {r['export']}")
+    _emit(as_json, r, text)
+
+
+@cli.command("report")
+@click.argument("model", type=click.Path(path_type=Path), required=False)
+@_json_option
+def report_command(model: Path | None, as_json: bool) -> None:
+    """Per-tensor sparsity table of MODEL (default: the shipped model): shape, nnz, sparsity,
+    std and mean |w|, with totals per part."""
+    from .prune import sparsity_table
+    m = _load_model_arg(model)
+    rows = sparsity_table(m.theta, m.layout)
+    parts = {}
+    for part in ("encoder", "decoder", "codebook"):
+        w = [r for r in rows if r["part"] == part and r["kind"] == "weight"]
+        if w:
+            size = sum(r["size"] for r in w)
+            nnz = sum(r["nnz"] for r in w)
+            parts[part] = {"weights": size, "nonzero_weights": nnz, "sparsity": 1 - nnz / size}
+    pruned_mask = None if m.mask is None else int((~m.mask).sum())
+    payload = {"model": str(m.path), "model_hash": m.hash, "tensors": rows, "parts": parts,
+               "masked_entries": pruned_mask, "meta": m.meta.get("protocol")}
+    lines = [f"{m.path} ({m.hash})",
+             f"  {'tensor':<14} {'kind':<8} {'shape':>9} {'nnz':>6} {'sparsity':>8} {'std':>8} {'mean|w|':>8}"]
+    for r in rows:
+        shape = "x".join(str(d) for d in r["shape"])
+        lines.append(f"  {r['name']:<14} {r['kind']:<8} {shape:>9} {r['nnz']:>6} "
+                     f"{r['sparsity']:>8.1%} {r['std']:>8.4f} {r['mean_abs']:>8.4f}")
+    for part, d in parts.items():
+        lines.append(f"  {part} weights: {d['nonzero_weights']} of {d['weights']} non-zero "
+                     f"({d['sparsity']:.1%} sparse)")
+    if pruned_mask is not None:
+        lines.append(f"  mask: {pruned_mask} entries fixed at zero (pruned)")
+    _emit(as_json, payload, "\n".join(lines))
+
+
+@cli.command("export")
+@click.argument("model", type=click.Path(path_type=Path), required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Export file to write (e.g. decoder.bin).")
+@click.option("--part", type=click.Choice(["decoder", "encoder", "whole"]), default="decoder",
+              show_default=True, help="decoder: what a CI receiver needs (codebook + dec.*).")
+@click.option("--values", type=click.Choice(["float32", "float16", "int8"]), default="float32",
+              show_default=True, help="Value type of the stored parameters.")
+@_json_option
+def export_command(model: Path | None, output: Path, part: str, values: str, as_json: bool) -> None:
+    """Write one part of MODEL (default: the shipped model) as a compact sparse file for
+    firmware (format: pa_ci.export): matrix weights as bitmap or index list + non-zero values,
+    biases and codebook dense. Prints its size against the 32 kB smallest hearing-aid memory."""
+    from .export import MEMORY_BUDGET_BYTES, write_export
+    from .frae import FraeConfig
+    m = _load_model_arg(model)
+    info = write_export(output, m.theta, FraeConfig.from_dict(m.config), part=part, values=values,
+                        model_hash=m.hash)
+    d = {**info.to_dict(), "model": str(m.path), "model_hash": m.hash,
+         "budget_fraction": info.n_bytes / MEMORY_BUDGET_BYTES}
+    text = (f"wrote {info.path}: {part} part, {values} values, {info.n_bytes} bytes = "
+            f"{d['budget_fraction']:.1%} of the {MEMORY_BUDGET_BYTES // 1024} kB budget "
+            f"(dense float32 {info.dense_float32_bytes} bytes)\n"
+            f"  {info.nonzero_weights} of {info.n_weights} matrix weights stored, "
+            f"{info.n_dense} biases + codebook entries; max |error| {info.max_abs_error:.3g}")
+    _emit(as_json, d, text)
+
+
+def _csv_list(kind: str, allowed: tuple[str, ...] | None = None, cast=str):
+    def parse(ctx, param, value: str) -> tuple:
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        if not items:
+            raise click.BadParameter(f"expected a comma-separated list of {kind}")
+        out = []
+        for v in items:
+            if allowed is not None and v not in allowed:
+                raise click.BadParameter(f"{v!r} is not one of {', '.join(allowed)}")
+            try:
+                out.append(cast(v))
+            except ValueError:
+                raise click.BadParameter(f"{v!r} is not an integer") from None
+        return tuple(dict.fromkeys(out))
+    return parse
+
+
+@cli.command("sweep")
+@click.argument("model", type=click.Path(path_type=Path), required=False)
+@click.option("--rates", default="0.05..0.95:0.05", show_default=True,
+              help="Pruning rates: 'A..B:STEP' or 'r1,r2,...' (default: the paper's 19 rates).")
+@click.option("--scopes", default="whole,decoder", show_default=True,
+              callback=_csv_list("scopes", ("whole", "decoder", "encoder")))
+@click.option("--methods", default="magnitude,pa", show_default=True,
+              callback=_csv_list("methods", ("magnitude", "pa")))
+@click.option("--g", "gs", default="linear", show_default=True,
+              callback=_csv_list("perturbation functions", ("linear", "quadratic", "cubic", "sqrt")),
+              help="Perturbation functions of Eq. 6 for the pa runs.")
+@click.option("--seeds", default="0", show_default=True, callback=_csv_list("seeds", None, int))
+@click.option("--pa-iters", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--finetune-iters", type=click.IntRange(min=0), default=7000, show_default=True,
+              help="Fine-tuning iterations (the baseline adds --pa-iters).")
+@click.option("--lambda", "lam", type=float, default=1.0, show_default=True, help="lambda of Eq. 5.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Items per SPSA evaluation (default: the whole train split, as the paper).")
+@_gains_options
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs in parallel on a local process pool.")
+@click.option("--scheduler", default=None,
+              help="Run on this Dask distributed scheduler (tcp://HOST:PORT; the 'dist' extra).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Sweep folder: results.csv, sweep.json, figures, runs/ (run folders).")
+@_tiny_option
+@_json_option
+def sweep_command(model: Path | None, rates: str, scopes: tuple, methods: tuple, gs: tuple,
+                  seeds: tuple, pa_iters: int, finetune_iters: int, lam: float,
+                  batch_size: int | None, gain_a: float, gain_A: float, gain_c: float,
+                  alpha: float, gamma: float, workers: int, scheduler: str | None, out: Path,
+                  tiny: bool, as_json: bool) -> None:
+    """The paper's experiment (§II-D, Figs. 1-7): prune MODEL (default: the shipped model) at
+    every rate x scope x method x g x seed by the protocol of `pa-ci prune`, one row per run in
+    OUT/results.csv, and plot VSTOI against the pruning rate. Running it again with the same OUT
+    resumes: finished runs are skipped (local runs also resume mid-run from OUT/runs/)."""
+    from .codec import SHIPPED_MODEL
+    from .protocol import JobContext
+    from .sweep import parse_rates, plan_runs, plot_sweep, run_sweep, summary_table
+    specs = plan_runs(parse_rates(rates), scopes, methods, gs, seeds, pa_iters, finetune_iters,
+                      lam=lam)
+    gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
+    job = JobContext.from_model_file(SHIPPED_MODEL if model is None else model, tiny=tiny,
+                                     gains=gains.to_dict(), batch_size=batch_size,
+                                     work_dir=None if scheduler else str((out / "runs").resolve()))
+    if scheduler is None:
+        _dataset(tiny)  # build (or load) the dataset once here, not in every worker at once
+    shown = Progress("sweep")
+
+    def progress(done: int, total: int, info: dict) -> None:
+        if "error" in info:
+            text = f"{info['key']} failed: {info['error']}"
+        else:
+            text = (f"{info['key']} VSTOI pruned {info['vstoi_pruned']:.4f} "
+                    f"fine-tuned {info['vstoi_finetuned']:.4f}")
+        shown(done, total, text)
+
+    result = run_sweep(specs, job, out, workers=workers, scheduler=scheduler, progress=progress)
+    plots = plot_sweep(result.rows, out)
+    table = summary_table(result.rows)
+    payload = {"out": str(out), "results": str(result.csv_path), "runs": len(specs),
+               "done": len(result.done), "skipped": len(result.skipped), "failed": result.failed,
+               "plots": [str(p) for p in plots], "summary": table}
+    lines = [f"{len(result.rows)} runs in {result.csv_path} ({len(result.done)} new, "
+             f"{len(result.skipped)} already done)",
+             f"  {'scope':<8} {'rate':>5} {'method':<10} {'g':<9} {'n':>2}  {'pruned':>7}  "
+             f"{'fine-tuned':>10}  {'PA - magnitude (pruned, fine-tuned)'}"]
+    for e in table:
+        gain = ""
+        if e.get("pruned_gain") is not None:
+            gain = f"{e['pruned_gain']:+.4f}, {e['finetuned_gain']:+.4f}"
+        lines.append(f"  {e['scope']:<8} {e['rate']:>5.2f} {e['method']:<10} {e['g']:<9} "
+                     f"{e['n']:>2}  {e['vstoi_pruned_mean']:>7.4f}  {e['vstoi_finetuned_mean']:>10.4f}  {gain}")
+    if plots:
+        lines.append("  figures: " + ", ".join(p.name for p in plots))
+    else:
+        lines.append("  (no figures: install matplotlib, pip install 'pa-ci[plot]')")
+    _emit(as_json, payload, "\n".join(lines))
+    if not result.ok:
+        key, msg = next(iter(result.failed.items()))
+        raise PaCiError(f"{len(result.failed)} of {len(specs)} runs failed (see {out / 'failed.json'}); "
+                        f"first: {key}: {msg}")
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -109,14 +109,17 @@ def initial_model(config: FraeConfig, patterns: Sequence[np.ndarray], options: T
 
 # ----------------------------------------------------------------------------- run folder
 def _config_record(config: FraeConfig, options: TrainOptions, dataset_info: dict[str, Any],
-                   init: str | None) -> dict[str, Any]:
-    return {"frae": config.to_dict(), "train": options.to_dict(), "dataset": dataset_info,
-            "init": init, "pa_ci_version": __version__}
+                   init: str | None, stage: dict[str, Any] | None = None) -> dict[str, Any]:
+    record = {"frae": config.to_dict(), "train": options.to_dict(), "dataset": dataset_info,
+              "init": init, "pa_ci_version": __version__}
+    if stage is not None:
+        record["stage"] = stage
+    return record
 
 
 def _same_run(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """Name the first setting (other than the iteration count) that differs, or None."""
-    for key in ("frae", "dataset", "init"):
+    for key in ("frae", "dataset", "init", "stage"):
         if old.get(key) != new.get(key):
             return key
     a, b = dict(old.get("train", {})), dict(new.get("train", {}))
@@ -189,24 +192,34 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
           dataset_info: dict[str, Any] | None = None, init_theta: np.ndarray | None = None,
           init_name: str | None = None, resume: bool = False,
           progress: ProgressFn | None = None, warm_start_progress: ProgressFn | None = None,
-          ace_params=None) -> Path:
+          ace_params=None, mask: np.ndarray | None = None,
+          wrap_objective: Callable[[VstoiObjective], Any] | None = None,
+          stage: dict[str, Any] | None = None) -> Path:
     """Train an FRAE by SPSA on mean VSTOI over ``train_items``; returns the model path.
 
     ``init_theta`` (e.g. the shipped model) replaces the seeded initialisation and warm start.
     ``progress(done, total, info)`` is called after every SPSA iteration (info: "it K VSTOI v"),
     ``warm_start_progress`` after every warm-start step.
+
+    Pruning (:mod:`pa_ci.protocol`): ``mask`` (bool, True = trainable) keeps the other entries
+    fixed (pruned weights stay exactly 0) and is saved with the model; ``wrap_objective`` turns
+    the mean-VSTOI objective into the one SPSA maximises (e.g. Eq. 5,
+    :class:`pa_ci.prune.PruningAwareObjective`); the log's y+/y- are then that objective's values
+    and its ``vstoi`` column the base objective's mean (when the wrapper has ``last_base``).
+    ``stage`` is recorded in ``config.json`` and must match on resume.
     """
     config = config or FraeConfig()
     options = options or TrainOptions()
     run = Path(run_dir)
     if run.exists() and not run.is_dir():
         raise TrainingError(f"{run}: exists and is not a folder (train -o names a run folder)")
-    record = _config_record(config, options, dataset_info or {}, init_name)
+    record = _config_record(config, options, dataset_info or {}, init_name, stage)
     cfg_path, ckpt_path, log_path, model_path = (run / "config.json", run / "checkpoint.npz",
                                                  run / "log.csv", run / "model.npz")
     layout = frae_layout(config)
-    objective = VstoiObjective(train_items, config, ace_params, batch_size=options.batch_size,
-                               seed=options.seed, extended=options.extended)
+    vstoi = VstoiObjective(train_items, config, ace_params, batch_size=options.batch_size,
+                           seed=options.seed, extended=options.extended)
+    objective = vstoi if wrap_objective is None else wrap_objective(vstoi)
 
     if ckpt_path.exists() or model_path.exists():
         if not resume:
@@ -244,8 +257,8 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                               seed=options.seed, c=g.c, alpha=g.alpha, gamma=g.gamma)
             info["calibrated_gains"] = gains.to_dict()
         spsa = Spsa(objective, theta0, gains=gains, maximize=True, seed=options.seed,
-                    averaging=options.averaging, blocking=options.blocking)
-        info["vstoi_initial"] = float(objective(spsa.theta[None, :], 0)[0]) \
+                    averaging=options.averaging, blocking=options.blocking, mask=mask)
+        info["vstoi_initial"] = float(vstoi(spsa.theta[None, :], 0)[0]) \
             if options.batch_size is None else None
         _save_checkpoint(ckpt_path, spsa, info)
         if log_path.exists():
@@ -261,22 +274,27 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
         try:
             while spsa.k < options.iters:
                 rec = spsa.step()
+                current = getattr(objective, "last_base", 0.5 * (rec.y_plus + rec.y_minus))
                 writer.writerow({"k": rec.k, "a_k": f"{rec.a_k:.6g}", "c_k": f"{rec.c_k:.6g}",
                                  "y_plus": f"{rec.y_plus:.6f}", "y_minus": f"{rec.y_minus:.6f}",
-                                 "vstoi": f"{0.5 * (rec.y_plus + rec.y_minus):.6f}",
+                                 "vstoi": f"{current:.6f}",
                                  "accepted": int(rec.accepted), "step_norm": f"{rec.step_norm:.4g}",
                                  "seconds": f"{time.monotonic() - t0:.3f}"})
                 if spsa.k % options.checkpoint_every == 0 or spsa.k == options.iters:
                     fh.flush()
                     _save_checkpoint(ckpt_path, spsa, info)
                 if progress is not None:
-                    progress(spsa.k - start_k, options.iters - start_k,
-                             f"it {spsa.k} VSTOI {0.5 * (rec.y_plus + rec.y_minus):.4f}")
+                    info_text = f"it {spsa.k} VSTOI {current:.4f}"
+                    if hasattr(objective, "last_perturbed"):
+                        info_text += f" pruned {objective.last_perturbed:.4f}"
+                    progress(spsa.k - start_k, options.iters - start_k, info_text)
         except KeyboardInterrupt:
             fh.flush()
             _save_checkpoint(ckpt_path, spsa, info)
             raise
-    final = objective.evaluate(spsa.theta)
+    final = vstoi.evaluate(spsa.theta)
     meta = {"seed": options.seed, "iterations": int(spsa.k), "train_vstoi": float(final.mean()),
-            "train_items": objective.n_items, **{k: v for k, v in info.items() if v is not None}}
-    return save_model(model_path, spsa.theta, layout, config.to_dict(), meta)
+            "train_items": vstoi.n_items, **{k: v for k, v in info.items() if v is not None}}
+    if stage is not None:
+        meta["stage"] = stage
+    return save_model(model_path, spsa.theta, layout, config.to_dict(), meta, mask=spsa.mask)

@@ -1,0 +1,292 @@
+"""One run of the paper's pruning protocol (Hinrichs & Ostermann, arXiv 2502.02424, §II-D).
+
+* proposed (``method="pa"``): ``pa_iters`` SPSA iterations on the pruning-aware objective
+  (Eq. 5/6, :class:`pa_ci.prune.PruningAwareObjective`) at the target rate, then magnitude
+  pruning (Eq. 2-4), then ``finetune_iters`` SPSA iterations on mean VSTOI with the mask fixed;
+* baseline (``method="magnitude"``): magnitude pruning, then ``pa_iters + finetune_iters``
+  fine-tuning iterations (the paper: 8000 = 1000 + 7000), so both see the same number of
+  iterations.
+
+VSTOI is reported before anything (``vstoi_before``), after PA training (``vstoi_pa``; equals
+``vstoi_before`` for the baseline), right after pruning (``vstoi_pruned``) and after fine-tuning
+(``vstoi_finetuned``), on the evaluation split (the test split, as the paper: "All presented
+results are obtained on the test set"). SPSA trains on the train split.
+
+Choices the paper leaves open (DECISIONS.md, Pruning, and here): every stage restarts the SPSA
+gain schedule at k = 0 (as fine-tuning a pretrained model with the paper's gains); during PA
+training every parameter is trainable, during fine-tuning every parameter but the pruned weights
+(biases, codebook and, for ``decoder`` pruning, the encoder too); the fine-tuning stage draws its
+perturbations from ``seed + FINETUNE_SEED_OFFSET`` so they differ from the PA stage's, and the
+baseline and the proposed method of one seed share them.
+
+A run lives in a folder (resumable, every stage a :func:`pa_ci.training.train` run folder)::
+
+    RUN/pa/          PA training (proposed method only)
+    RUN/pruned.npz   the model right after pruning (with its mask)
+    RUN/finetune/    fine-tuning with the mask fixed
+    RUN/model.npz    the final pruned, fine-tuned model (mask saved: True = kept)
+    RUN/result.json  the figures below, written last
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ._files import write_text_atomic
+from .errors import ParameterError, TrainingError
+from .frae import FraeConfig, frae_layout
+from .objective import VstoiObjective
+from .params import ModelFile, load_model, save_model
+from .prune import (PERTURBATIONS, SCOPES, PruningAwareObjective, check_rate, check_scope,
+                    eligible_mask, magnitude_mask)
+from .spsa import Gains
+from .training import TrainOptions, train
+
+__all__ = ["METHODS", "RunSpec", "JobContext", "run_protocol", "run_one", "part_counts",
+           "FINETUNE_SEED_OFFSET"]
+
+#: The paper's two procedures (§II-D).
+METHODS = ("pa", "magnitude")
+#: Fine-tuning draws its SPSA perturbations from seed + this (not the PA stage's stream).
+FINETUNE_SEED_OFFSET = 7919
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the protocol; defaults are the paper's (1000 PA + 7000 fine-tune, g = x, lambda = 1)."""
+
+    rate: float
+    scope: str
+    method: str
+    g: str = "linear"
+    seed: int = 0
+    pa_iters: int = 1000
+    finetune_iters: int = 7000
+    lam: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_rate(self.rate)
+        check_scope(self.scope)
+        if self.method not in METHODS:
+            raise ParameterError(f"pruning method {self.method!r}: expected one of {', '.join(METHODS)}")
+        if self.method == "pa" and self.g not in PERTURBATIONS:
+            raise ParameterError(f"perturbation function {self.g!r}: expected one of "
+                                 f"{', '.join(PERTURBATIONS)}")
+        for name in ("pa_iters", "finetune_iters"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+                raise ParameterError(f"{name.replace('_', '-')} must be an integer >= 0, got {v!r}")
+        if self.method == "pa" and self.pa_iters < 1:
+            raise ParameterError("the pa method needs --pa-iters >= 1 (Eq. 6 divides by n_max)")
+        if not (self.lam >= 0):
+            raise ParameterError(f"lambda must be >= 0, got {self.lam!r}")
+
+    @property
+    def finetune_total(self) -> int:
+        """Fine-tuning iterations of this run (the baseline adds the PA iterations)."""
+        return self.finetune_iters + (self.pa_iters if self.method == "magnitude" else 0)
+
+    def key(self) -> str:
+        """A stable id, e.g. ``whole-pa-linear-r0.55-s1`` (g is ``-`` for magnitude)."""
+        g = self.g if self.method == "pa" else "-"
+        return f"{self.scope}-{self.method}-{g}-r{self.rate:g}-s{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.method != "pa":
+            d["g"] = "-"
+        return d
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every run of a sweep shares; picklable, so it travels to process or Dask workers.
+
+    ``model_bytes``: the starting model file's bytes (workers on other machines need no shared
+    disk); ``tiny``: the tiny dataset split; ``gains``: SPSA gains (``Gains.to_dict()``);
+    ``batch_size``: items per SPSA evaluation (None = the whole train split, as the paper);
+    ``work_dir``: where run folders go (None: a temporary folder per run, removed after it).
+    """
+
+    model_bytes: bytes
+    model_name: str = "model"
+    tiny: bool = False
+    gains: dict = field(default_factory=lambda: Gains().to_dict())
+    batch_size: int | None = None
+    work_dir: str | None = None
+    checkpoint_every: int = 25
+
+    @classmethod
+    def from_model_file(cls, path: str | os.PathLike, **kwargs: Any) -> JobContext:
+        p = Path(path)
+        if p.is_dir():
+            p = p / "model.npz"
+        load_model(p)  # one-line error for a bad file, before any worker starts
+        return cls(model_bytes=p.read_bytes(), model_name=str(path), **kwargs)
+
+    def model(self) -> ModelFile:
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / "model.npz"
+            p.write_bytes(self.model_bytes)
+            return load_model(p)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that define a run's figures: the model by its hash (not its path, so
+        a sweep can resume with the same model given another way), dataset, gains, batch."""
+        return {"model_hash": self.model().hash, "tiny": self.tiny, "gains": dict(self.gains),
+                "batch_size": self.batch_size}
+
+
+def part_counts(theta: np.ndarray, config: FraeConfig) -> dict[str, int]:
+    """Matrix weights and non-zero matrix weights of the encoder and the decoder."""
+    layout = frae_layout(config)
+    out: dict[str, int] = {}
+    for part in ("encoder", "decoder"):
+        m = layout.mask(parts=part, kinds="weight")
+        out[f"weights_{part}"] = int(m.sum())
+        out[f"nonzero_{part}"] = int(np.count_nonzero(theta[m]))
+    return out
+
+
+def _stage(run_dir: Path, name: str, train_items, theta: np.ndarray, config: FraeConfig,
+           options: TrainOptions, record: dict, resume: bool, progress: ProgressFn | None,
+           **kwargs: Any) -> ModelFile:
+    folder = run_dir / name
+    if (folder / "model.npz").exists() and resume:
+        done = load_model(folder / "model.npz", frae_layout(config))
+        if done.meta.get("stage") == record:
+            return done
+    path = train(folder, train_items, config=config, options=options, init_theta=theta,
+                 init_name=record.get("init"), resume=resume, progress=progress, stage=record,
+                 **kwargs)
+    return load_model(path, frae_layout(config))
+
+
+def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
+                 train_items: Sequence[Any], eval_items: Sequence[Any],
+                 gains: Gains | None = None, batch_size: int | None = None,
+                 checkpoint_every: int = 25, resume: bool = False,
+                 progress: Callable[[str], ProgressFn | None] | None = None) -> dict[str, Any]:
+    """Run ``spec`` from ``model`` in ``run_dir``; return (and write) its figures.
+
+    ``progress(stage)`` returns the progress callback of a stage ("pa", "finetune") or None.
+    With ``resume``, finished stages are reused and an interrupted one continues from its
+    checkpoint; without it, a folder holding a run is an error.
+    """
+    t0 = time.monotonic()
+    run = Path(run_dir)
+    result_path = run / "result.json"
+    gains = gains or Gains()
+    config = FraeConfig.from_dict(model.config)
+    layout = frae_layout(config)
+    if model.layout != layout:
+        raise ParameterError(f"{model.path}: the model's layout is not the FRAE layout of its config")
+    describe = {"spec": spec.to_dict(), "gains": gains.to_dict(), "batch_size": batch_size,
+                "model_hash": model.hash}
+    if run.exists() and any(run.iterdir()):
+        if not resume:
+            raise TrainingError(f"{run}: already holds a pruning run; add --resume to continue it, "
+                                "or choose another output folder")
+        try:
+            old = json.loads((run / "run.json").read_text())
+        except (OSError, ValueError):
+            raise TrainingError(f"{run / 'run.json'}: missing or unreadable; cannot resume") from None
+        if old != describe:
+            diff = next(k for k in describe if old.get(k) != describe[k])
+            raise TrainingError(f"{run}: was started with another {diff}; resume it with the same "
+                                "settings or choose another output folder")
+        if result_path.exists():
+            return json.loads(result_path.read_text())
+    run.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run / "run.json", json.dumps(describe, indent=2, sort_keys=True) + "\n")
+
+    evaluator = VstoiObjective(eval_items, config)
+    eligible = eligible_mask(layout, spec.scope)
+    old_keep = model.mask if model.mask is not None else np.ones(layout.size, dtype=bool)
+
+    def score(theta: np.ndarray) -> float:
+        return float(evaluator.evaluate(theta).mean())
+
+    theta = np.array(model.theta, dtype=np.float64)
+    vstoi_before = score(theta)
+    train_vstoi: dict[str, float] = {}
+    common = dict(gains=gains, batch_size=batch_size, warm_start_steps=0,
+                  checkpoint_every=checkpoint_every)
+    if spec.method == "pa":
+        record = {"stage": "pa", "init": model.hash, **spec.to_dict()}
+        pa = _stage(run, "pa", train_items, theta, config,
+                    TrainOptions(iters=spec.pa_iters, seed=spec.seed, **common), record, resume,
+                    progress("pa") if progress else None,
+                    mask=None if model.mask is None else old_keep,
+                    wrap_objective=lambda f: PruningAwareObjective(
+                        f, eligible, spec.rate, g=spec.g, n_max=spec.pa_iters,
+                        lam=spec.lam))
+        theta = pa.theta
+        train_vstoi["train_vstoi_pa"] = float(pa.meta["train_vstoi"])
+        vstoi_pa = score(theta)
+    else:
+        vstoi_pa = vstoi_before
+
+    keep = magnitude_mask(theta, layout, spec.scope, spec.rate) & old_keep
+    pruned = np.where(keep, theta, 0.0)
+    save_model(run / "pruned.npz", pruned, layout, config.to_dict(),
+               {"stage": "pruned", **spec.to_dict()}, mask=keep)
+    vstoi_pruned = score(pruned)
+
+    record = {"stage": "finetune", "init": "pruned", **spec.to_dict()}
+    if spec.finetune_total > 0:
+        ft = _stage(run, "finetune", train_items, pruned, config,
+                    TrainOptions(iters=spec.finetune_total, seed=spec.seed + FINETUNE_SEED_OFFSET,
+                                 **common), record, resume,
+                    progress("finetune") if progress else None, mask=keep)
+        final = ft.theta
+        train_vstoi["train_vstoi_finetuned"] = float(ft.meta["train_vstoi"])
+    else:
+        final = pruned
+    vstoi_finetuned = score(final)
+    counts = part_counts(final, config)
+    n_elig = int(eligible.sum())
+    result = {**spec.to_dict(), "finetune_total": spec.finetune_total,
+              "vstoi_before": vstoi_before, "vstoi_pa": vstoi_pa, "vstoi_pruned": vstoi_pruned,
+              "vstoi_finetuned": vstoi_finetuned,
+              "eligible_weights": n_elig,
+              "nonzero_weights": int(np.count_nonzero(final[eligible])),
+              **counts, **train_vstoi,
+              "eval_items": len(eval_items), "train_items": len(train_items),
+              "batch_size": batch_size, "gains": gains.to_dict(),
+              "model_hash": model.hash, "seconds": round(time.monotonic() - t0, 3)}
+    meta = {"protocol": {k: v for k, v in result.items() if k != "seconds"}}
+    save_model(run / "model.npz", final, layout, config.to_dict(), meta, mask=keep)
+    write_text_atomic(result_path, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def _items(tiny: bool):
+    from .data import build_dataset, default_config
+    ds = build_dataset(default_config(tiny=tiny))
+    return ds.train, ds.test
+
+
+def run_one(spec: RunSpec, job: JobContext) -> dict[str, Any]:
+    """A sweep task: run ``spec`` from the job's model on the default (or tiny) dataset.
+
+    Runs in a worker process (or on a Dask worker): builds the dataset from the bundled data (or
+    loads it from the worker's cache) and returns the figures of :func:`run_protocol`.
+    """
+    train_items, eval_items = _items(job.tiny)
+    model = job.model()
+    kwargs = dict(train_items=train_items, eval_items=eval_items, gains=Gains.from_dict(job.gains),
+                  batch_size=job.batch_size, checkpoint_every=job.checkpoint_every)
+    if job.work_dir is None:
+        with tempfile.TemporaryDirectory(prefix="pa-ci-run-") as tmp:
+            return run_protocol(model, spec, Path(tmp) / spec.key(), **kwargs)
+    return run_protocol(model, spec, Path(job.work_dir) / spec.key(), resume=True, **kwargs)
