@@ -571,8 +571,10 @@ def sweep_command(model: Path | None, rates: str, scopes: tuple, methods: tuple,
     payload = {"out": str(out), "results": str(result.csv_path), "runs": len(specs),
                "done": len(result.done), "skipped": len(result.skipped), "failed": result.failed,
                "plots": [str(p) for p in plots], "summary": table}
+    before = sorted({f"{r['vstoi_before']:.4f}" for r in result.rows if "vstoi_before" in r})
     lines = [f"{len(result.rows)} runs in {result.csv_path} ({len(result.done)} new, "
-             f"{len(result.skipped)} already done)",
+             f"{len(result.skipped)} already done); test VSTOI of the unpruned model "
+             f"{', '.join(before)}",
              f"  {'scope':<8} {'rate':>5} {'method':<10} {'g':<9} {'n':>2}  {'pruned':>7}  "
              f"{'fine-tuned':>10}  {'PA - magnitude (pruned, fine-tuned)'}"]
     for e in table:

@@ -670,7 +670,9 @@ def _gs(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 def _draw(ax: Any, curve: tuple[np.ndarray, ...], label: str) -> None:
     rates, mean, lo, hi = curve
-    line = ax.errorbar(rates, mean, yerr=[mean - lo, hi - mean], marker="o", markersize=3,
+    # The mean of equal values can differ from them in the last bit: clip the bars at 0.
+    yerr = np.maximum([mean - lo, hi - mean], 0.0)
+    line = ax.errorbar(rates, mean, yerr=yerr, marker="o", markersize=3,
                        capsize=2, label=label)
     if np.any(hi > lo):
         ax.fill_between(rates, lo, hi, alpha=0.15, color=line[0].get_color())
