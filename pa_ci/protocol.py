@@ -44,7 +44,7 @@ from .errors import ParameterError, TrainingError
 from .frae import FraeConfig, frae_layout
 from .objective import VstoiObjective
 from .params import ModelFile, load_model, save_model
-from .prune import (PERTURBATIONS, SCOPES, PruningAwareObjective, check_rate, check_scope,
+from .prune import (PERTURBATIONS, PruningAwareObjective, check_rate, check_scope,
                     eligible_mask, magnitude_mask)
 from .spsa import Gains
 from .training import TrainOptions, train
@@ -192,6 +192,8 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
         raise ParameterError(f"{model.path}: the model's layout is not the FRAE layout of its config")
     describe = {"spec": spec.to_dict(), "gains": gains.to_dict(), "batch_size": batch_size,
                 "model_hash": model.hash}
+    if run.exists() and not run.is_dir():
+        raise TrainingError(f"{run}: exists and is not a folder (the output names a run folder)")
     if run.exists() and any(run.iterdir()):
         if not resume:
             raise TrainingError(f"{run}: already holds a pruning run; add --resume to continue it, "
