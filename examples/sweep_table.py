@@ -3,10 +3,11 @@
     python examples/sweep_table.py examples/pruning_sweep            # reStructuredText table
     python examples/sweep_table.py examples/pruning_sweep --plot     # and re-draw the figures
 
-For every (scope, rate): the PA model's VSTOI after PA training (before pruning), VSTOI right after pruning and after fine-tuning, mean over seeds with
+For every (scope, rate), PA with g = x: the PA model's VSTOI after PA training (before pruning), VSTOI right after pruning and after fine-tuning, mean over seeds with
 the min..max range, for magnitude pruning (the paper's baseline) and PA training (its proposal),
 and the PA - magnitude difference of the seed means. The magnitude figure right after pruning
 does not depend on the seed (no training before pruning), so its range is one value.
+Where the sweep ran several perturbation functions g, a second table compares them.
 """
 from __future__ import annotations
 
@@ -26,15 +27,29 @@ def _cell(entry: dict, name: str) -> str:
     return _spread(*(entry[f"{name}_{s}"] for s in ("mean", "min", "max")))
 
 
-def table(folder: Path) -> str:
-    rows = read_results(folder / "results.csv")
+def _rst(header: tuple, lines: list[tuple]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(header)]
+    rule = "  ".join("=" * w for w in widths)
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return [rule, fmt(header), rule, *(fmt(r) for r in lines), rule]
+
+
+def _pa_trained(rows: list[dict]) -> dict[tuple, list[float]]:
+    """(scope, rate, g) -> VSTOI of the PA models after PA training, before pruning."""
+    out: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r["method"] == "pa":
+            out.setdefault((r["scope"], r["rate"], r["g"]), []).append(r["vstoi_pa"])
+    return out
+
+
+def table(folder: Path, g: str = "linear") -> str:
+    """Magnitude vs PA with perturbation function ``g``, per scope and rate."""
+    rows = [r for r in read_results(folder / "results.csv") if r["g"] in (g, "-")]
     before = {r["vstoi_before"] for r in rows}
     entries = summary_table(rows)
     by = {(e["scope"], e["rate"], e["method"]): e for e in entries}
-    pa_trained: dict[tuple, list[float]] = {}
-    for r in rows:
-        if r["method"] == "pa":
-            pa_trained.setdefault((r["scope"], r["rate"]), []).append(r["vstoi_pa"])
+    trained = _pa_trained(rows)
     header = ("scope", "rate", "PA: before pruning", "magnitude: pruned", "PA: pruned", "PA - mag.",
               "magnitude: fine-tuned", "PA: fine-tuned", "PA - mag.", "seeds")
     lines = []
@@ -43,23 +58,48 @@ def table(folder: Path) -> str:
             m, p = by.get((scope, rate, "magnitude")), by.get((scope, rate, "pa"))
             if m is None or p is None:
                 continue
-            v = pa_trained[(scope, rate)]
+            v = trained[(scope, rate, g)]
             lines.append((scope, f"{rate:.2f}", _spread(sum(v) / len(v), min(v), max(v)),
                           _cell(m, "vstoi_pruned"), _cell(p, "vstoi_pruned"),
                           f"{p['pruned_gain']:+.3f}", _cell(m, "vstoi_finetuned"),
                           _cell(p, "vstoi_finetuned"), f"{p['finetuned_gain']:+.3f}",
                           str(min(m["n"], p["n"]))))
-    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(header)]
-    rule = "  ".join("=" * w for w in widths)
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    out = [f"unpruned model: test VSTOI {', '.join(f'{b:.3f}' for b in sorted(before))}", "",
-           rule, fmt(header), rule, *(fmt(r) for r in lines), rule]
-    return "\n".join(out)
+    out = [f"unpruned model: test VSTOI {', '.join(f'{b:.3f}' for b in sorted(before))}; "
+           f"PA with g = {g}", ""]
+    return "\n".join(out + _rst(header, lines))
+
+
+def g_table(folder: Path) -> str:
+    """PA with each perturbation function g (Eq. 6) where the sweep has more than one."""
+    rows = read_results(folder / "results.csv")
+    entries = [e for e in summary_table(rows) if e["method"] == "pa"]
+    trained = _pa_trained(rows)
+    places = {(e["scope"], e["rate"]) for e in entries}
+    several = sorted((p for p in places if sum(1 for e in entries
+                                               if (e["scope"], e["rate"]) == p) > 1), reverse=True)
+    header = ("scope", "rate", "g", "PA: before pruning", "PA: pruned", "PA - mag.",
+              "PA: fine-tuned", "PA - mag.", "seeds")
+    lines = []
+    for scope, rate in sorted(several, key=lambda p: (-ord(p[0][0]), p[1])):
+        order = ("linear", "quadratic", "cubic", "sqrt")  # aggressive last: x^3 < x^2 < x < sqrt(x)
+        for e in sorted(entries, key=lambda e: order.index(e["g"]) if e["g"] in order else 9):
+            if (e["scope"], e["rate"]) != (scope, rate):
+                continue
+            v = trained[(scope, rate, e["g"])]
+            gain = lambda x: "-" if x is None else f"{x:+.3f}"  # noqa: E731
+            lines.append((scope, f"{rate:.2f}", e["g"], _spread(sum(v) / len(v), min(v), max(v)),
+                          _cell(e, "vstoi_pruned"), gain(e["pruned_gain"]),
+                          _cell(e, "vstoi_finetuned"), gain(e["finetuned_gain"]), str(e["n"])))
+    return "\n".join(_rst(header, lines)) if lines else ""
 
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "examples/pruning_sweep")
     print(table(folder))
+    extra = g_table(folder)
+    if extra:
+        print("\nperturbation functions g (Eq. 6):\n")
+        print(extra)
     if "--plot" in sys.argv[2:]:
         for path in plot_sweep(read_results(folder / "results.csv"), folder):
             print(f"wrote {path}")
