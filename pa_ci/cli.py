@@ -323,7 +323,9 @@ def encode_command(source: Path, output: Path, model: Path | None, as_json: bool
 @_model_option
 @_json_option
 def decode_command(source: Path, output: Path, model: Path | None, as_json: bool) -> None:
-    """Decode a stream written by `pa-ci encode` into a pattern (.npz) or its vocoded audio (.wav)."""
+    """Decode a stream written by `pa-ci encode` into a pattern (.npz) or its vocoded audio (.wav).
+
+    --model may also be a sparse decoder export (`pa-ci export`), as a receiver would hold."""
     from .codec import decode_file
     r = decode_file(source, output, model)
     text = f"wrote {r['output']}: {r['frames']} frames ({r['seconds']:.2f} s)"

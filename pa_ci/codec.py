@@ -94,12 +94,12 @@ def decode_file(source: str | os.PathLike, output: str | os.PathLike,
     kind = output.suffix.lower()
     if kind not in (".wav", ".npz"):
         raise ParameterError(f"{output}: output must end in .wav (vocoded audio) or .npz (pattern)")
-    codec = load_codec(model)
-    stream = read_stream(source, expected_model_hash=codec.hash)
+    theta, config, expected_hash, export = _decoder(model)
+    stream = read_stream(source, expected_model_hash=expected_hash)
     if stream.sample_rate != int(params.fs) or stream.hop != int(params.hop):
         raise ParameterError(f"{source}: coded at {stream.sample_rate} Hz with hop {stream.hop}; "
                              f"these ACE parameters use {params.fs} Hz and hop {params.hop}")
-    pattern = decode(codec.theta, codec.config, stream.indices)
+    pattern = decode(theta, config, stream.indices)
     if kind == ".npz":
         from ._files import atomic_path
         with atomic_path(output) as tmp:
@@ -110,9 +110,43 @@ def decode_file(source: str | os.PathLike, output: str | os.PathLike,
         from .vocoder import vocode
         audio = vocode(pattern, params)[: stream.n_samples]
         write_wav(output, 0.9 * audio, stream.sample_rate)
-    result = {"output": str(output), "source": str(source), "model_hash": codec.hash}
-    result.update(stream_figures(stream, Path(source).stat().st_size, codec.config.codebook_size))
+    result = {"output": str(output), "source": str(source), "model_hash": expected_hash}
+    if export is not None:
+        result.update({"export": str(model), "export_part": export.part,
+                       "export_values": export.values})
+    result.update(stream_figures(stream, Path(source).stat().st_size, config.codebook_size))
     return result
+
+
+def _is_export(path: str | os.PathLike | None) -> bool:
+    """True for a sparse export file (pa_ci.export: starts with its magic)."""
+    from .export import MAGIC
+    if path is None or not Path(path).is_file():
+        return False
+    with open(path, "rb") as fh:
+        return fh.read(len(MAGIC)) == MAGIC
+
+
+def _decoder(model: str | os.PathLike | None):
+    """(theta, config, model hash streams must carry, export or None) for decoding.
+
+    ``model`` may be a model file, a run folder or a sparse export (``pa-ci export``) of the
+    ``decoder`` or ``whole`` part, which is what a receiver holds: it decodes streams of the model
+    it was exported from (its hash), with the export's value type (float32: within 1e-5 of the
+    float64 model, see pa_ci.export).
+    """
+    if not _is_export(model):
+        codec = load_codec(model)
+        return codec.theta, codec.config, codec.hash, None
+    from .export import read_export
+    export = read_export(model)
+    if export.part not in ("decoder", "whole"):
+        raise ModelFileError(f"{model}: an export of the {export.part} part cannot decode; "
+                             "export the decoder part (pa-ci export --part decoder)")
+    if not export.model_hash:
+        raise ModelFileError(f"{model}: the export does not record its source model's hash, so "
+                             "streams cannot be checked against it; export it with pa-ci export")
+    return export.theta, export.config, export.model_hash, export
 
 
 def evaluate(codec: Codec, items: Sequence[Any], params: AceParams | None = None) -> dict[str, Any]:

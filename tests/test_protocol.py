@@ -201,3 +201,27 @@ def test_train_init_from_a_pruned_model_keeps_it_pruned(tmp_path, run_cli, shipp
     out = load_model(tmp_path / "run")
     assert np.array_equal(out.mask, keep) and np.all(out.theta[~keep] == 0)
     assert not np.array_equal(out.theta[keep], theta[keep])
+
+
+def test_decode_with_a_decoder_export_like_a_receiver(tmp_path, run_cli, arctic_file, shipped) -> None:
+    from pa_ci.params import save_model
+
+    stream = tmp_path / "a.frae"
+    assert run_cli("encode", arctic_file, "-o", stream).code == 0
+    assert run_cli("export", "-o", tmp_path / "dec.pacx").code == 0
+    res = run_cli("decode", stream, "--model", tmp_path / "dec.pacx", "-o", tmp_path / "b.npz", "--json")
+    assert res.code == 0, res.err
+    assert res.json()["export_part"] == "decoder" and res.json()["model_hash"] == shipped.hash
+    assert run_cli("decode", stream, "-o", tmp_path / "a.npz").code == 0
+    a, b = (np.load(tmp_path / f"{n}.npz")["pattern"] for n in "ab")
+    assert np.array_equal(a > 0, b > 0) and np.max(np.abs(a - b)) < 1e-5
+    # An export of another model refuses the stream; an encoder export cannot decode.
+    theta, keep = prune(shipped.theta, LAYOUT, "decoder", 0.5)
+    other = save_model(tmp_path / "other.npz", theta, LAYOUT, FraeConfig().to_dict(), mask=keep)
+    assert run_cli("export", other, "-o", tmp_path / "other.pacx").code == 0
+    for model, needle in (("other.pacx", "error:"), ("enc.pacx", "encoder part")):
+        if model == "enc.pacx":
+            assert run_cli("export", "--part", "encoder", "-o", tmp_path / model).code == 0
+        res = run_cli("decode", stream, "--model", tmp_path / model, "-o", tmp_path / "x.wav")
+        assert res.code != 0 and res.err.startswith("error:") and needle in res.err
+        assert not (tmp_path / "x.wav").exists()
