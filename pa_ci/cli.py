@@ -197,6 +197,29 @@ _model_option = click.option("--model", type=click.Path(path_type=Path), default
                              help="Model file or run folder (default: the shipped model).")
 
 
+def _gains_options(f):
+    """SPSA gain options shared by train-like commands (defaults: the paper's, §II-C)."""
+    for opt in reversed([
+        click.option("--a", "gain_a", type=float, default=1.0, show_default=True, help="SPSA gain a (Eq. 7)."),
+        click.option("--A", "gain_A", type=float, default=10273.0, show_default=True, help="SPSA stability constant A."),
+        click.option("--c", "gain_c", type=float, default=0.020765, show_default=True, help="SPSA perturbation c."),
+        click.option("--alpha", type=float, default=0.602, show_default=True),
+        click.option("--gamma", type=float, default=0.101, show_default=True)]):
+        f = opt(f)
+    return f
+
+
+def _gains(gain_a: float, gain_A: float, gain_c: float, alpha: float, gamma: float):
+    from .spsa import Gains
+    return Gains(a=gain_a, A=gain_A, c=gain_c, alpha=alpha, gamma=gamma)
+
+
+def _load_model_arg(model: Path | None):
+    """The model file MODEL names (a file or run folder; None: the shipped model)."""
+    from .codec import load_codec
+    return load_codec(model).model
+
+
 @cli.command("train")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Run folder: config.json, checkpoint.npz, log.csv, model.npz.")
@@ -212,11 +235,7 @@ _model_option = click.option("--model", type=click.Path(path_type=Path), default
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Items per SPSA evaluation (default: the whole train set, as the paper).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=25, show_default=True)
-@click.option("--a", "gain_a", type=float, default=1.0, show_default=True, help="SPSA gain a (Eq. 7).")
-@click.option("--A", "gain_A", type=float, default=10273.0, show_default=True, help="SPSA stability constant A.")
-@click.option("--c", "gain_c", type=float, default=0.020765, show_default=True, help="SPSA perturbation c.")
-@click.option("--alpha", type=float, default=0.602, show_default=True)
-@click.option("--gamma", type=float, default=0.101, show_default=True)
+@_gains_options
 @click.option("--averaging", type=click.IntRange(min=1), default=1, show_default=True,
               help="SP gradients averaged per iteration (Spall).")
 @click.option("--blocking", type=float, default=None,
@@ -244,7 +263,6 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
     """
     from .codec import load_codec
     from .frae import FraeConfig
-    from .spsa import Gains
     from .training import TrainOptions, train
 
     config = FraeConfig(enc_hidden=enc_hidden, dec_hidden=dec_hidden, latent_dim=latent_dim,
@@ -260,7 +278,7 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
                            blocking=blocking, checkpoint_every=checkpoint_every,
                            warm_start_steps=0 if init_model is not None else warm_start,
                            calibrate_step=calibrate_step,
-                           gains=Gains(a=gain_a, A=gain_A, c=gain_c, alpha=alpha, gamma=gamma))
+                           gains=_gains(gain_a, gain_A, gain_c, alpha, gamma))
     dataset = _dataset(tiny)
     info = {"key": dataset.key, "config": dataset.config.to_dict(), "split": "train"}
     path = train(output, dataset.train, config=config, options=options, dataset_info=info,
@@ -333,29 +351,6 @@ def decode_command(source: Path, output: Path, model: Path | None, as_json: bool
 
 
 # ----------------------------------------------------------------------------- pruning
-def _gains_options(f):
-    """SPSA gain options shared by train-like commands (defaults: the paper's, §II-C)."""
-    for opt in reversed([
-        click.option("--a", "gain_a", type=float, default=1.0, show_default=True, help="SPSA gain a (Eq. 7)."),
-        click.option("--A", "gain_A", type=float, default=10273.0, show_default=True, help="SPSA stability constant A."),
-        click.option("--c", "gain_c", type=float, default=0.020765, show_default=True, help="SPSA perturbation c."),
-        click.option("--alpha", type=float, default=0.602, show_default=True),
-        click.option("--gamma", type=float, default=0.101, show_default=True)]):
-        f = opt(f)
-    return f
-
-
-def _gains(gain_a: float, gain_A: float, gain_c: float, alpha: float, gamma: float):
-    from .spsa import Gains
-    return Gains(a=gain_a, A=gain_A, c=gain_c, alpha=alpha, gamma=gamma)
-
-
-def _load_model_arg(model: Path | None):
-    from .codec import SHIPPED_MODEL
-    from .params import load_model
-    return load_model(SHIPPED_MODEL if model is None else model)
-
-
 _SCOPE_CHOICE = click.Choice(["whole", "decoder", "encoder"])
 
 

@@ -127,11 +127,8 @@ class JobContext:
 
     @classmethod
     def from_model_file(cls, path: str | os.PathLike, **kwargs: Any) -> JobContext:
-        p = Path(path)
-        if p.is_dir():
-            p = p / "model.npz"
-        load_model(p)  # one-line error for a bad file, before any worker starts
-        return cls(model_bytes=p.read_bytes(), model_name=str(path), **kwargs)
+        model = load_model(path)  # one-line error for a bad file, before any worker starts
+        return cls(model_bytes=model.path.read_bytes(), model_name=str(path), **kwargs)
 
     def model(self) -> ModelFile:
         with tempfile.TemporaryDirectory() as tmp:
