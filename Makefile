@@ -38,9 +38,14 @@ demo: $(VENV)/.installed
 	$(PACI) decode $(DEMO)/aew_a0001.frae -o $(DEMO)/codec_aew_a0001.wav
 	$(PACI) encode $(DEMO_WAV) --model $(DEMO_PA) -o $(DEMO)/aew_a0001_pruned.frae
 	$(PACI) decode $(DEMO)/aew_a0001_pruned.frae --model $(DEMO_PA) -o $(DEMO)/codec_pruned_aew_a0001.wav
+	rm -rf $(DEMO)/sensitivity $(DEMO)/schedule
+	$(PACI) sensitivity --range 0 0.9 0.3 --target-sparsity 0.5 --out $(DEMO)/sensitivity
+	$(PACI) prune --schedule $(DEMO)/sensitivity/proposed_schedule.yaml --epochs 2 --epoch-iters 15 \
+	    --batch-size 25 -o $(DEMO)/schedule
 	@echo "listen: $(DEMO)/ace_aew_a0001.wav (ACE), $(DEMO)/codec_aew_a0001.wav (ACE + codec),"
 	@echo "        $(DEMO)/codec_pruned_aew_a0001.wav (ACE + codec with 55 % of the decoder pruned)"
-	@echo "look:   $(DEMO)/prune-0.55/*.png, $(DEMO)/signal_chain_aew_a0001.png"
+	@echo "look:   $(DEMO)/prune-0.55/*.png, $(DEMO)/signal_chain_aew_a0001.png,"
+	@echo "        $(DEMO)/sensitivity/sensitivity.png"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

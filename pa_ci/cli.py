@@ -378,29 +378,59 @@ _SCOPE_CHOICE = click.Choice(["whole", "decoder", "encoder"])
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Run folder: model.npz (pruned + fine-tuned), pruned.npz, result.json, stages.")
 @click.option("--resume", is_flag=True, help="Continue the run in OUTPUT (finished stages are kept).")
+@click.option("--schedule", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Run a Distiller-style YAML compression schedule instead of --rate "
+                   "(per-tensor pruners, fine-tuning between pruning events).")
+@click.option("--epoch-iters", type=click.IntRange(min=0), default=None,
+              help="With --schedule: SPSA iterations per schedule epoch (default: the file's "
+                   "pa_ci.iterations_per_epoch, else 100).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="With --schedule: epochs to run (default: the file's pa_ci.epochs, else the "
+                   "last pruning epoch + 1).")
 @_tiny_option
 @_json_option
-def prune_command(model: Path | None, rate: float | None, scope: str, method: str, g: str,
-                  lam: float, pa_iters: int, finetune_iters: int, seed: int,
+@click.pass_context
+def prune_command(ctx: click.Context, model: Path | None, rate: float | None, scope: str,
+                  method: str, g: str, lam: float, pa_iters: int, finetune_iters: int, seed: int,
                   batch_size: int | None, checkpoint_every: int, gain_a: float, gain_A: float,
                   gain_c: float, alpha: float, gamma: float, output: Path, resume: bool,
+                  schedule: Path | None, epoch_iters: int | None, epochs: int | None,
                   tiny: bool, as_json: bool) -> None:
-    """Prune MODEL (default: the shipped model) by the paper's protocol (§II-D).
+    """Prune MODEL (default: the shipped model) by the paper's protocol (§II-D) or a schedule.
 
     pa: PA-ITERS SPSA iterations on the pruning-aware loss (Eq. 5/6) at the target rate, global
     magnitude pruning, FINETUNE-ITERS iterations with the mask fixed. magnitude: prune, then
     PA-ITERS + FINETUNE-ITERS fine-tuning iterations. Prints the test-split VSTOI before, after
     PA training, right after pruning and after fine-tuning, and the non-zero weights per part.
+
+    --schedule FILE.yaml: Distiller's compression-schedule format (SensitivityPruner,
+    SparsityLevelParameterPruner, AutomatedGradualPruner, MagnitudeParameterPruner; policies with
+    starting_epoch / ending_epoch (exclusive) / frequency, or epochs: [...]), where an epoch is
+    --epoch-iters SPSA iterations. See `pydoc pa_ci.schedule`.
     """
     from .export import MEMORY_BUDGET_BYTES, write_export
     from .frae import FraeConfig
     from .params import load_model
     from .protocol import RunSpec, run_protocol
+    gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
+    if schedule is not None:
+        protocol_only = [f"--{n.replace('_', '-')}" for n in ("rate", "scope", "method", "g", "lam",
+                                                              "pa_iters", "finetune_iters")
+                         if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
+        if protocol_only:
+            raise click.UsageError(f"{', '.join(protocol_only).replace('--lam', '--lambda')} "
+                                   "cannot be combined with --schedule (the schedule says what to prune)")
+        _prune_schedule(model, schedule, output, epoch_iters, epochs, seed, batch_size,
+                        checkpoint_every, gains, resume, tiny, as_json)
+        return
+    for n in ("epoch_iters", "epochs"):
+        if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"--{n.replace('_', '-')} needs --schedule")
     if rate is None:
-        raise click.UsageError("--rate is required (the fraction of eligible weights to prune)")
+        raise click.UsageError("--rate is required (the fraction of eligible weights to prune), "
+                               "or --schedule FILE.yaml")
     spec = RunSpec(rate=rate, scope=scope, method=method, g=g, seed=seed, pa_iters=pa_iters,
                    finetune_iters=finetune_iters, lam=lam)
-    gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
     source = _load_model_arg(model)
     dataset = _dataset(tiny)
     labels = {"pa": "PA training", "finetune": "fine-tune"}
@@ -425,6 +455,177 @@ def prune_command(model: Path | None, rate: float | None, scope: str, method: st
             f"{r['dense_float32_bytes']} bytes; budget {MEMORY_BUDGET_BYTES // 1024} kB)\n"
             f"  wrote {r['model']} and {r['export']}")
     _emit(as_json, r, text)
+
+
+def _prune_schedule(model: Path | None, schedule_file: Path, output: Path, epoch_iters: int | None,
+                    epochs: int | None, seed: int, batch_size: int | None, checkpoint_every: int,
+                    gains: Any, resume: bool, tiny: bool, as_json: bool) -> None:
+    """`pa-ci prune --schedule`: check the schedule against the model, then run it."""
+    from .export import MEMORY_BUDGET_BYTES, write_export
+    from .frae import FraeConfig
+    from .params import load_model
+    from .schedule import load_schedule, run_schedule
+    source = _load_model_arg(model)
+    schedule = load_schedule(schedule_file, source.layout)   # refused before any data is built
+    for w in schedule.warnings:
+        click.echo(f"warning: {w}", err=True)
+    dataset = _dataset(tiny)
+
+    def show(row: dict) -> None:
+        if not as_json:
+            pruned = "" if row["vstoi_pruned"] is None else f"pruned {row['vstoi_pruned']:.4f}  "
+            clear = "\r\x1b[K" if sys.stderr.isatty() else ""      # over the progress line
+            click.echo(f"{clear}epoch {row['epoch']:3d}: {pruned}VSTOI {row['vstoi']:.4f}  "
+                       f"sparsity {row['sparsity']:.1%}", err=True)
+
+    r = run_schedule(source, schedule, output, train_items=dataset.train, eval_items=dataset.test,
+                     iterations_per_epoch=epoch_iters, epochs=epochs, gains=gains,
+                     batch_size=batch_size, seed=seed, checkpoint_every=checkpoint_every,
+                     resume=resume, progress=_ScheduleProgress(enabled=not as_json), on_epoch=show)
+    final = load_model(output / "model.npz")
+    info = write_export(output / "whole.pacx", final.theta, FraeConfig.from_dict(source.config),
+                        part="whole", model_hash=final.hash)
+    r = {**r, "model": str(output / "model.npz"), "source_model": str(source.path),
+         "export": str(info.path), "export_part": "whole", "size_bytes": info.n_bytes,
+         "dense_float32_bytes": info.dense_float32_bytes, "budget_bytes": MEMORY_BUDGET_BYTES}
+    lines = [f"schedule {schedule_file}: {r['epochs']} epochs x {r['iterations_per_epoch']} SPSA "
+             f"iterations, pruning at epochs {_epoch_list(r['pruning_epochs'])} "
+             f"(test split, {r['eval_items']} items)",
+             f"  VSTOI before {r['vstoi_before']:.4f}   after the schedule {r['vstoi_final']:.4f}",
+             f"  non-zero weights: {r['nonzero_weights']} of {r['eligible_weights']} "
+             f"({r['sparsity']:.1%} sparse); encoder {r['nonzero_encoder']}/{r['weights_encoder']}, "
+             f"decoder {r['nonzero_decoder']}/{r['weights_decoder']}"]
+    lines += [f"    {name:<14} {t['nonzero']:>5}/{t['size']:<5} {1 - t['nonzero'] / t['size']:6.1%} sparse"
+              for name, t in r["tensors"].items() if t["nonzero"] < t["size"]]
+    lines.append(f"  whole model as a sparse float32 export: {r['size_bytes']} bytes (dense float32 "
+                 f"{r['dense_float32_bytes']} bytes); wrote {r['model']}, {r['export']}, "
+                 f"{output / 'epochs.csv'}, {output / 'events.csv'}")
+    _emit(as_json, r, "\n".join(lines))
+
+
+class _ScheduleProgress:
+    """One progress line over all epochs of a schedule run (ETA from this process's own pace)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = Progress("schedule", enabled)
+        self.base: int | None = None
+
+    def __call__(self, epoch: int, n_epochs: int, ipe: int):
+        def update(done: int, total: int, info: str = "") -> None:
+            overall = epoch * ipe + (ipe - total) + done     # total = what remained of the epoch
+            if self.base is None:                            # work done before this process
+                self.base = overall - done
+            self.bar(overall - self.base, n_epochs * ipe - self.base,
+                     f"epoch {epoch + 1}/{n_epochs} {info}")
+        return update
+
+
+def _epoch_list(epochs: list[int]) -> str:
+    return ", ".join(map(str, epochs)) if len(epochs) <= 8 else \
+        f"{', '.join(map(str, epochs[:3]))}, ..., {epochs[-1]} ({len(epochs)} events)"
+
+
+@cli.command("sensitivity")
+@click.argument("model", type=click.Path(path_type=Path), required=False)
+@click.option("--range", "sense_range", type=(float, float, float), default=(0.0, 0.95, 0.05),
+              show_default=True, metavar="START STOP STEP",
+              help="Sparsity levels, STOP included when it lies on the grid.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for sensitivity.csv, sensitivity.png, proposed_schedule.yaml, config.json.")
+@click.option("--tensors", default=None, help="Comma-separated tensor names (default: every matrix weight).")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
+              help="Items the metric is measured on (train: the analysis chooses a schedule, so it "
+                   "should not look at the test speakers).")
+@click.option("--extended", is_flag=True, help="Measure ESTOI of the vocoded pattern instead of STOI.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.01, show_default=True,
+              help="Proposed level per tensor: the largest tested sparsity whose metric stays "
+                   "within this of the unpruned model.")
+@click.option("--target-sparsity", type=click.FloatRange(0, 1), default=None,
+              help="Instead of --tolerance: the smallest tolerance whose proposed levels prune at "
+                   "least this fraction of the analysed weights.")
+@_tiny_option
+@_json_option
+@click.pass_context
+def sensitivity_command(ctx: click.Context, model: Path | None,
+                        sense_range: tuple[float, float, float], out_dir: Path,
+                        tensors: str | None, split: str, extended: bool, tolerance: float,
+                        target_sparsity: float | None, tiny: bool, as_json: bool) -> None:
+    """Per-tensor sensitivity analysis of MODEL (default: the shipped model).
+
+    Each weight tensor alone is pruned to each level (smallest |w| first) without retraining and
+    the mean VSTOI of the split is measured. Writes OUT/sensitivity.csv (tensor,sparsity,metric),
+    OUT/sensitivity.png (one line per tensor) and OUT/proposed_schedule.yaml: per-tensor
+    SensitivityPruner multipliers s whose threshold s x std prunes the proposed level on this
+    model (Distiller's format, for `pa-ci prune --schedule`).
+    """
+    from . import sensitivity as sens
+    from ._files import write_text_atomic
+    from .frae import FraeConfig
+    from .objective import VstoiObjective
+    if target_sparsity is not None and \
+            ctx.get_parameter_source("tolerance") is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("give --tolerance or --target-sparsity, not both")
+    source = _load_model_arg(model)
+    levels = sens.sparsity_levels(*sense_range)
+    names = None if tensors is None else [t.strip() for t in tensors.split(",") if t.strip()]
+    for name in names or ():        # refuse a bad name before building the dataset
+        sens.level_mask(source.theta, source.layout, name, 0.0)
+    dataset = _dataset(tiny)
+    items = dataset.split(split)
+    objective = VstoiObjective(items, FraeConfig.from_dict(source.config), extended=extended)
+    metric_name = "ESTOI" if extended else "VSTOI"
+    reference = float(objective(source.theta[None, :], 0)[0])
+    rows = sens.analyze(source.theta, source.layout, lambda th: float(objective(th[None, :], 0)[0]),
+                        levels, tensors=names, batch_metric=lambda ths: objective(ths, 0),
+                        progress=Progress("sensitivity", enabled=not as_json))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = out_dir / "sensitivity.csv", out_dir / "sensitivity.png"
+    sens.write_csv(rows, csv_path)
+    try:
+        sens.plot(rows, png_path, metric_name=metric_name, reference=reference)
+    except PaCiError as exc:        # matplotlib missing: the CSV is the result, say so once
+        click.echo(f"warning: {exc}", err=True)
+        png_path = None
+    if target_sparsity is None:
+        proposed = sens.propose_levels(rows, tolerance, reference=reference)
+    else:
+        proposed, tolerance = sens.propose_for_sparsity(rows, target_sparsity, reference=reference)
+    overall = sens.proposed_sparsity(rows, proposed)
+    s_values = sens.propose_sensitivities(source.theta, source.layout, proposed)
+    how = f"--tolerance {tolerance:g}" if target_sparsity is None else \
+        f"--target-sparsity {target_sparsity:g} (tolerance {tolerance:.4f})"
+    comment = (f"Proposed by: pa-ci sensitivity --range {' '.join(f'{v:g}' for v in sense_range)} "
+               f"--split {split} {how}\nModel {source.path} ({source.hash}); "
+               f"per tensor the largest level whose {metric_name} stays within {tolerance:g} of "
+               f"{reference:.4f}.\nApplied in one pruning event; s x std prunes these levels on this model:\n"
+               + "\n".join(f"  {t}: level {proposed[t]:g}" for t in proposed)
+               + f"\nOverall sparsity of these tensors: {overall:.4f}")
+    yaml_path = out_dir / "proposed_schedule.yaml"
+    write_text_atomic(yaml_path, sens.schedule_yaml(s_values, comment=comment))
+    config = {"model": str(source.path), "model_hash": source.hash, "range": list(sense_range),
+              "levels": levels, "tensors": sorted({r.tensor for r in rows}), "split": split,
+              "items": len(items), "metric": metric_name, "reference": reference,
+              "tolerance": tolerance, "target_sparsity": target_sparsity, "tiny": tiny}
+    write_text_atomic(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
+    payload = {**config, "csv": str(csv_path), "png": None if png_path is None else str(png_path),
+               "proposed_schedule": str(yaml_path), "proposed_levels": proposed,
+               "proposed_sensitivities": s_values, "proposed_sparsity": overall,
+               "rows": [{"tensor": r.tensor, "sparsity": r.sparsity, "metric": r.metric} for r in rows]}
+    by_tensor: dict[str, list] = {}
+    for r in rows:
+        by_tensor.setdefault(r.tensor, []).append(r)
+    shown = [lv for i, lv in enumerate(levels) if len(levels) <= 7 or i % max(1, len(levels) // 6) == 0]
+    lines = [f"{metric_name} with one tensor pruned ({split} split, {len(items)} items; unpruned "
+             f"{reference:.4f})",
+             f"  {'tensor':<14}" + "".join(f"{lv:>8.0%}" for lv in shown) + "  proposed   s"]
+    for t, rs in by_tensor.items():
+        at = {r.sparsity: r.metric for r in rs}
+        lines.append(f"  {t:<14}" + "".join(f"{at[lv]:>8.4f}" for lv in shown)
+                     + f"  {proposed[t]:>8.0%} {s_values[t]:5.2f}")
+    lines.append(f"  proposed levels (tolerance {tolerance:.4f}) prune {overall:.1%} of these "
+                 "weights")
+    lines.append(f"  wrote {csv_path}" + (f", {png_path}" if png_path else "") + f", {yaml_path}")
+    _emit(as_json, payload, "\n".join(lines))
 
 
 @cli.command("report")

@@ -40,14 +40,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ._files import write_text_atomic
-from .errors import ParameterError, TrainingError
+from .errors import ParameterError
 from .frae import FraeConfig, frae_layout
 from .objective import VstoiObjective
 from .params import ModelFile, load_model, save_model
 from .prune import (PERTURBATIONS, PruningAwareObjective, check_rate, check_scope,
                     eligible_mask, magnitude_mask)
 from .spsa import Gains
-from .training import TrainOptions, train
+from .training import TrainOptions, open_run_folder, train_stage
 
 __all__ = ["METHODS", "RunSpec", "JobContext", "run_protocol", "run_one", "part_counts",
            "FINETUNE_SEED_OFFSET"]
@@ -154,20 +154,6 @@ def part_counts(theta: np.ndarray, config: FraeConfig) -> dict[str, int]:
     return out
 
 
-def _stage(run_dir: Path, name: str, train_items, theta: np.ndarray, config: FraeConfig,
-           options: TrainOptions, record: dict, resume: bool, progress: ProgressFn | None,
-           **kwargs: Any) -> ModelFile:
-    folder = run_dir / name
-    if (folder / "model.npz").exists() and resume:
-        done = load_model(folder / "model.npz", frae_layout(config))
-        if done.meta.get("stage") == record:
-            return done
-    path = train(folder, train_items, config=config, options=options, init_theta=theta,
-                 init_name=record.get("init"), resume=resume, progress=progress, stage=record,
-                 **kwargs)
-    return load_model(path, frae_layout(config))
-
-
 def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
                  train_items: Sequence[Any], eval_items: Sequence[Any],
                  gains: Gains | None = None, batch_size: int | None = None,
@@ -189,24 +175,8 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
         raise ParameterError(f"{model.path}: the model's layout is not the FRAE layout of its config")
     describe = {"spec": spec.to_dict(), "gains": gains.to_dict(), "batch_size": batch_size,
                 "model_hash": model.hash}
-    if run.exists() and not run.is_dir():
-        raise TrainingError(f"{run}: exists and is not a folder (the output names a run folder)")
-    if run.exists() and any(run.iterdir()):
-        if not resume:
-            raise TrainingError(f"{run}: already holds a pruning run; add --resume to continue it, "
-                                "or choose another output folder")
-        try:
-            old = json.loads((run / "run.json").read_text())
-        except (OSError, ValueError):
-            raise TrainingError(f"{run / 'run.json'}: missing or unreadable; cannot resume") from None
-        if old != describe:
-            diff = next(k for k in describe if old.get(k) != describe[k])
-            raise TrainingError(f"{run}: was started with another {diff}; resume it with the same "
-                                "settings or choose another output folder")
-        if result_path.exists():
-            return json.loads(result_path.read_text())
-    run.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run / "run.json", json.dumps(describe, indent=2, sort_keys=True) + "\n")
+    if open_run_folder(run, describe, resume, what="pruning run") and result_path.exists():
+        return json.loads(result_path.read_text())
 
     evaluator = VstoiObjective(eval_items, config)
     eligible = eligible_mask(layout, spec.scope)
@@ -222,7 +192,7 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
                   checkpoint_every=checkpoint_every)
     if spec.method == "pa":
         record = {"stage": "pa", "init": model.hash, **spec.to_dict()}
-        pa = _stage(run, "pa", train_items, theta, config,
+        pa = train_stage(run, "pa", train_items, theta, config,
                     TrainOptions(iters=spec.pa_iters, seed=spec.seed, **common), record, resume,
                     progress("pa") if progress else None,
                     mask=None if model.mask is None else old_keep,
@@ -243,7 +213,7 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
 
     record = {"stage": "finetune", "init": "pruned", **spec.to_dict()}
     if spec.finetune_total > 0:
-        ft = _stage(run, "finetune", train_items, pruned, config,
+        ft = train_stage(run, "finetune", train_items, pruned, config,
                     TrainOptions(iters=spec.finetune_total, seed=spec.seed + FINETUNE_SEED_OFFSET,
                                  **common), record, resume,
                     progress("finetune") if progress else None, mask=keep)

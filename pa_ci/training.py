@@ -35,7 +35,7 @@ from ._files import atomic_path, write_text_atomic
 from .errors import ModelFileError, ParameterError, TrainingError
 from .frae import FraeConfig, frae_layout, init_params
 from .objective import VstoiObjective
-from .params import save_model
+from .params import MODEL_FILENAME, ModelFile, load_model, save_model
 from .spsa import Gains, Spsa, calibrate
 
 ProgressFn = Callable[[int, int, str], None]
@@ -52,6 +52,9 @@ class TrainOptions:
     blocking (:class:`pa_ci.spsa.Spsa`). ``calibrate_step``: replace the gains' a and A by
     Spall's calibration (:func:`pa_ci.spsa.calibrate`: A = 0.1 iters, a such that the first
     step moves each weight by about this much), keeping c, alpha and gamma.
+    ``first_iteration``: the gain index k of the first iteration, so that a run continuing
+    another (one epoch of a compression schedule, :mod:`pa_ci.schedule`) keeps the gain sequences
+    a_k, c_k and the mini-batch draws going instead of restarting them at k = 0.
     """
 
     iters: int = 1000
@@ -64,6 +67,7 @@ class TrainOptions:
     warm_start_steps: int = 400
     extended: bool = False
     calibrate_step: float | None = None
+    first_iteration: int = 0
 
     def __post_init__(self) -> None:
         if self.iters < 0:
@@ -76,10 +80,14 @@ class TrainOptions:
             raise ParameterError(f"averaging must be >= 1, got {self.averaging}")
         if self.calibrate_step is not None and not self.calibrate_step > 0:
             raise ParameterError(f"calibration step must be > 0, got {self.calibrate_step}")
+        if self.first_iteration < 0:
+            raise ParameterError(f"first iteration must be >= 0, got {self.first_iteration}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["gains"] = self.gains.to_dict()
+        if not self.first_iteration:        # runs recorded before the field existed stay equal
+            del d["first_iteration"]
         return d
 
     @classmethod
@@ -258,6 +266,7 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
             info["calibrated_gains"] = gains.to_dict()
         spsa = Spsa(objective, theta0, gains=gains, maximize=True, seed=options.seed,
                     averaging=options.averaging, blocking=options.blocking, mask=mask)
+        spsa.k = options.first_iteration
         info["vstoi_initial"] = float(vstoi(spsa.theta[None, :], 0)[0]) \
             if options.batch_size is None else None
         _save_checkpoint(ckpt_path, spsa, info)
@@ -266,13 +275,14 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
     _truncate_log(log_path, spsa.k)
 
     start_k, t0 = spsa.k, time.monotonic()
+    end_k = options.first_iteration + options.iters
     new_log = not log_path.exists()
     with _sigterm_as_interrupt(), open(log_path, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, lineterminator="\n")
         if new_log:
             writer.writeheader()
         try:
-            while spsa.k < options.iters:
+            while spsa.k < end_k:
                 rec = spsa.step()
                 current = getattr(objective, "last_base", 0.5 * (rec.y_plus + rec.y_minus))
                 writer.writerow({"k": rec.k, "a_k": f"{rec.a_k:.6g}", "c_k": f"{rec.c_k:.6g}",
@@ -280,21 +290,71 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                                  "vstoi": f"{current:.6f}",
                                  "accepted": int(rec.accepted), "step_norm": f"{rec.step_norm:.4g}",
                                  "seconds": f"{time.monotonic() - t0:.3f}"})
-                if spsa.k % options.checkpoint_every == 0 or spsa.k == options.iters:
+                if spsa.k % options.checkpoint_every == 0 or spsa.k == end_k:
                     fh.flush()
                     _save_checkpoint(ckpt_path, spsa, info)
                 if progress is not None:
                     info_text = f"it {spsa.k} VSTOI {current:.4f}"
                     if hasattr(objective, "last_perturbed"):
                         info_text += f" pruned {objective.last_perturbed:.4f}"
-                    progress(spsa.k - start_k, options.iters - start_k, info_text)
+                    progress(spsa.k - start_k, end_k - start_k, info_text)
         except KeyboardInterrupt:
             fh.flush()
             _save_checkpoint(ckpt_path, spsa, info)
             raise
     final = vstoi.evaluate(spsa.theta)
-    meta = {"seed": options.seed, "iterations": int(spsa.k), "train_vstoi": float(final.mean()),
+    meta = {"seed": options.seed, "iterations": int(spsa.k - options.first_iteration),
+            "train_vstoi": float(final.mean()),
             "train_items": vstoi.n_items, **{k: v for k, v in info.items() if v is not None}}
     if stage is not None:
         meta["stage"] = stage
     return save_model(model_path, spsa.theta, layout, config.to_dict(), meta, mask=spsa.mask)
+
+
+def train_stage(run_dir: Path, name: str, train_items: Sequence[Any], theta: np.ndarray,
+                config: FraeConfig, options: TrainOptions, record: dict, resume: bool,
+                progress: ProgressFn | None, **kwargs: Any) -> ModelFile:
+    """One stage of a multi-stage run (a PA phase, a fine-tuning, an epoch of a schedule).
+
+    Trains from ``theta`` in ``run_dir/name`` and returns the stage's model. With ``resume``, a
+    finished stage whose recorded ``record`` matches is reused, an interrupted one continues.
+    """
+    folder = Path(run_dir) / name
+    if (folder / MODEL_FILENAME).exists() and resume:
+        done = load_model(folder / MODEL_FILENAME, frae_layout(config))
+        if done.meta.get("stage") == record:
+            return done
+    path = train(folder, train_items, config=config, options=options, init_theta=theta,
+                 init_name=record.get("init"), resume=resume, progress=progress, stage=record,
+                 **kwargs)
+    return load_model(path, frae_layout(config))
+
+
+def open_run_folder(run_dir: str | os.PathLike, describe: dict[str, Any], resume: bool, *,
+                    what: str = "run", ignore: Sequence[str] = ()) -> bool:
+    """Claim ``run_dir`` for a multi-stage run described by ``describe`` (written to run.json).
+
+    A folder holding a run is an error without ``resume``, and with it when its run.json differs
+    (keys in ``ignore`` may differ, e.g. where the schedule file was read from). Returns whether
+    the folder already held this run.
+    """
+    run = Path(run_dir)
+    if run.exists() and not run.is_dir():
+        raise TrainingError(f"{run}: exists and is not a folder (the output names a run folder)")
+    existed = run.exists() and any(run.iterdir())
+    if existed:
+        if not resume:
+            raise TrainingError(f"{run}: already holds a {what}; add --resume to continue it, "
+                                "or choose another output folder")
+        try:
+            old = json.loads((run / "run.json").read_text())
+        except (OSError, ValueError):
+            raise TrainingError(f"{run / 'run.json'}: missing or unreadable; cannot resume") from None
+        keys = [k for k in {**describe, **old} if k not in ignore]
+        diff = next((k for k in keys if old.get(k) != describe.get(k)), None)
+        if diff is not None:
+            raise TrainingError(f"{run}: was started with another {diff}; resume it with the same "
+                                "settings or choose another output folder")
+    run.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run / "run.json", json.dumps(describe, indent=2, sort_keys=True) + "\n")
+    return existed
