@@ -139,7 +139,7 @@ def _tensor_names(layout: Layout, kinds: Sequence[str] = ("weight",)) -> list[st
     return [t.name for t in layout if t.kind in kinds]
 
 
-def _check_tensors(names: Sequence[str], node: Any, lines: Sequence[int | None], layout: Layout,
+def _check_tensors(names: Sequence[str], lines: Sequence[int | None], layout: Layout,
                    owner: str, where: _Where) -> None:
     """Unknown tensor names are an error (Distiller skipped them silently)."""
     unknown = [(n, ln) for n, ln in zip(names, lines) if n not in layout]
@@ -196,7 +196,7 @@ def _per_tensor_values(node: YamlMap, key: str, layout: Layout, owner: str, wher
         if not isinstance(t, str) or not check(v):
             raise where.error(_line(values, t), f"{owner}: {key} of {t!r} is {v!r}; expected {expected}")
     named = [t for t in values if t != "*"]
-    _check_tensors(named, values, [_line(values, t) for t in named], layout, owner, where)
+    _check_tensors(named, [_line(values, t) for t in named], layout, owner, where)
     out = {t: float(values[t]) for t in named}
     if "*" in values:
         for t in _tensor_names(layout):
@@ -298,7 +298,7 @@ class AutomatedGradualPruner(_Pruner):
             raise where.error(_line(node, "weights"), f"{owner}: weights must be a list of tensor names")
         if len(set(weights)) != len(weights):
             raise where.error(_line(node, "weights"), f"{owner}: weights lists a tensor twice")
-        _check_tensors(list(weights), weights, list(weights.item_lines), layout, owner, where)
+        _check_tensors(list(weights), list(weights.item_lines), layout, owner, where)
         return cls(name, node["initial_sparsity"], node["final_sparsity"], list(weights))
 
     def level(self, epoch: int, policy: Policy) -> float:
@@ -485,9 +485,12 @@ def parse_schedule(text: str, layout: Layout, path: str | os.PathLike | None = N
         if not isinstance(spec, YamlMap):
             raise where.error(_line(node, name), f"pruner {name!r} must be a mapping with 'class'")
         cls_name = spec.get("class")
+        if cls_name is None:
+            raise where.error(spec.line, f"pruner {name!r} has no 'class'")
+        if not isinstance(cls_name, str):
+            raise where.error(_line(spec, "class"), f"pruner {name!r}: class is {cls_name!r}; "
+                              f"expected one of {', '.join(PRUNERS)}")
         if cls_name not in PRUNERS:
-            if cls_name is None:
-                raise where.error(spec.line, f"pruner {name!r} has no 'class'")
             why = ("is a Distiller pruner pa-ci does not implement" if cls_name in _UNSUPPORTED_PRUNERS
                    else "is not a pruner class")
             raise where.error(_line(spec, "class"), f"pruner {name!r}: {cls_name!r} {why}; "
@@ -504,7 +507,8 @@ def parse_schedule(text: str, layout: Layout, path: str | os.PathLike | None = N
             raise where.error(_line(doc, "lr_schedulers"), "'lr_schedulers' must map instance names "
                               "to schedulers")
         for name, spec in node.items():
-            if not isinstance(spec, YamlMap) or spec.get("class") not in LR_SCHEDULERS:
+            if not isinstance(spec, YamlMap) or not isinstance(spec.get("class"), str) \
+                    or spec["class"] not in LR_SCHEDULERS:
                 got = spec.get("class") if isinstance(spec, YamlMap) else spec
                 raise where.error(_line(node, name), f"lr_scheduler {name!r}: class {got!r}; expected "
                                   f"one of {', '.join(LR_SCHEDULERS)}")
@@ -560,7 +564,7 @@ def _policies(doc: YamlMap, pruners: dict, lr: dict, where: _Where) -> list[Poli
         _check_keys(ref, ("instance_name",), ("instance_name",), f"{owner} {kind}", where)
         name = ref["instance_name"]
         defined = pruners if kind == "pruner" else lr
-        if name not in defined:
+        if not isinstance(name, str) or name not in defined:
             section = "pruners" if kind == "pruner" else "lr_schedulers"
             raise where.error(_line(ref, "instance_name"), f"{owner}: {kind} {name!r} is not defined "
                               f"under {section} (defined: {', '.join(map(repr, defined)) or 'none'})")

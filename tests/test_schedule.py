@@ -203,6 +203,11 @@ def line_of(text: str, needle: str) -> int:
     (schedule("  agp:\n    class: AutomatedGradualPruner\n    initial_sparsity: 0.1\n"
               "    final_sparsity: 0.5\n    weights: [dec.out.W, rnn.weight_hh_l0]\n", policy("agp")),
      "weights", ["rnn.weight_hh_l0"]),
+    (schedule(SENS.replace("class: SensitivityPruner", "class: [a]"), policy()), "class:",
+     ["class is ['a']"]),
+    (schedule(SENS, policy(name="[p1]")), "instance_name", ["['p1'] is not defined"]),
+    (schedule(SENS, policy(), "lr_schedulers:\n  d: {class: {a: 1}, gamma: 1}\n"), "  d:",
+     ["class {'a': 1}"]),
     (schedule(SENS, policy()).replace("      'dec.gru.W_hh': 0.5\n",
                                       "      'dec.gru.W_hh': 0.5\n      'dec.gru.W_hh': 0.6\n"),
      "0.6", ["duplicate"]),
@@ -383,3 +388,29 @@ def test_cli_result_json_matches_file(tmp_path, run_cli) -> None:
     saved = json.loads((tmp_path / "out" / "result.json").read_text())
     d = r.json()
     assert {k: d[k] for k in saved if k != "seconds"} == {k: v for k, v in saved.items() if k != "seconds"}
+
+
+def test_fuzzed_schedules_parse_or_raise_schedule_error() -> None:
+    """Any text gives a Schedule or one ScheduleError line, never another exception."""
+    base = schedule(SENS + "  agp:\n    class: AutomatedGradualPruner\n    initial_sparsity: 0.05\n"
+                    "    final_sparsity: 0.7\n    weights: [enc.gru.W_ih]\n",
+                    policy() + "  - pruner: {instance_name: agp}\n    epochs: [1, 3]\n",
+                    "lr_schedulers:\n  d: {class: StepLR, step_size: 2, gamma: 0.5}\n"
+                    "pa_ci: {iterations_per_epoch: 10, epochs: 5}\n")
+    parse_schedule(base, LAYOUT)
+    rng = np.random.default_rng(0)
+    tokens = ["[a, b]", "{x: 1}", "-1", "0", "1.5", "true", "null", "'*'", "codebook", "p1", "agp",
+              "class", "StepLR", "epochs", ":", "- ", "  ", "\n", "[", "]", "{", "}", "#", "'", "2.0e+3"]
+    accepted = 0
+    for _ in range(1500):
+        text = base
+        for _ in range(int(rng.integers(1, 4))):
+            i = int(rng.integers(0, len(text)))
+            j = i + int(rng.integers(0, 12))
+            text = text[:i] + str(rng.choice(tokens)) + text[j:]
+        try:
+            parse_schedule(text, LAYOUT, "f.yaml")
+            accepted += 1
+        except ScheduleError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith("f.yaml")
+    assert 0 < accepted < 1500
