@@ -408,9 +408,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     starting_epoch / ending_epoch (exclusive) / frequency, or epochs: [...]), where an epoch is
     --epoch-iters SPSA iterations. See `pydoc pa_ci.schedule`.
     """
-    from .export import MEMORY_BUDGET_BYTES, write_export
-    from .frae import FraeConfig
-    from .params import load_model
+    from .export import MEMORY_BUDGET_BYTES
     from .protocol import RunSpec, run_protocol
     gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
     if schedule is not None:
@@ -437,13 +435,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     r = run_protocol(source, spec, output, train_items=dataset.train, eval_items=dataset.test,
                      gains=gains, batch_size=batch_size, checkpoint_every=checkpoint_every,
                      resume=resume, progress=lambda stage: Progress(labels[stage]))
-    config = FraeConfig.from_dict(source.config)
-    final = load_model(output / "model.npz")
-    info = write_export(output / f"{scope}.pacx", final.theta, config, part=scope,
-                        model_hash=final.hash)
-    r = {**r, "model": str(output / "model.npz"), "source_model": str(source.path),
-         "export": str(info.path), "export_part": scope, "size_bytes": info.n_bytes,
-         "dense_float32_bytes": info.dense_float32_bytes, "budget_bytes": MEMORY_BUDGET_BYTES}
+    r = _with_export(r, output, source, scope)
     text = (f"{method} pruning of {scope} weights at rate {rate:g} (test split, {r['eval_items']} items)\n"
             f"  VSTOI before {r['vstoi_before']:.4f}"
             + (f"   after PA training {r['vstoi_pa']:.4f}" if method == "pa" else "")
@@ -457,13 +449,23 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     _emit(as_json, r, text)
 
 
+def _with_export(r: dict, output: Path, source: Any, part: str) -> dict:
+    """Write OUTPUT/<part>.pacx from the run's model.npz; the figures plus where and how big."""
+    from .export import MEMORY_BUDGET_BYTES, write_export
+    from .frae import FraeConfig
+    from .params import load_model
+    final = load_model(output / "model.npz")     # a resumed, finished run has only the file
+    info = write_export(output / f"{part}.pacx", final.theta, FraeConfig.from_dict(source.config),
+                        part=part, model_hash=final.hash)
+    return {**r, "model": str(output / "model.npz"), "source_model": str(source.path),
+            "export": str(info.path), "export_part": part, "size_bytes": info.n_bytes,
+            "dense_float32_bytes": info.dense_float32_bytes, "budget_bytes": MEMORY_BUDGET_BYTES}
+
+
 def _prune_schedule(model: Path | None, schedule_file: Path, output: Path, epoch_iters: int | None,
                     epochs: int | None, seed: int, batch_size: int | None, checkpoint_every: int,
                     gains: Any, resume: bool, tiny: bool, as_json: bool) -> None:
     """`pa-ci prune --schedule`: check the schedule against the model, then run it."""
-    from .export import MEMORY_BUDGET_BYTES, write_export
-    from .frae import FraeConfig
-    from .params import load_model
     from .schedule import load_schedule, run_schedule
     source = _load_model_arg(model)
     schedule = load_schedule(schedule_file, source.layout)   # refused before any data is built
@@ -482,14 +484,10 @@ def _prune_schedule(model: Path | None, schedule_file: Path, output: Path, epoch
                      iterations_per_epoch=epoch_iters, epochs=epochs, gains=gains,
                      batch_size=batch_size, seed=seed, checkpoint_every=checkpoint_every,
                      resume=resume, progress=_ScheduleProgress(enabled=not as_json), on_epoch=show)
-    final = load_model(output / "model.npz")
-    info = write_export(output / "whole.pacx", final.theta, FraeConfig.from_dict(source.config),
-                        part="whole", model_hash=final.hash)
-    r = {**r, "model": str(output / "model.npz"), "source_model": str(source.path),
-         "export": str(info.path), "export_part": "whole", "size_bytes": info.n_bytes,
-         "dense_float32_bytes": info.dense_float32_bytes, "budget_bytes": MEMORY_BUDGET_BYTES}
+    r = _with_export(r, output, source, "whole")
     lines = [f"schedule {schedule_file}: {r['epochs']} epochs x {r['iterations_per_epoch']} SPSA "
-             f"iterations, pruning at epochs {_epoch_list(r['pruning_epochs'])} "
+             f"iterations, pruning at epoch{'s' if len(r['pruning_epochs']) > 1 else ''} "
+             f"{_epoch_list(r['pruning_epochs'])} "
              f"(test split, {r['eval_items']} items)",
              f"  VSTOI before {r['vstoi_before']:.4f}   after the schedule {r['vstoi_final']:.4f}",
              f"  non-zero weights: {r['nonzero_weights']} of {r['eligible_weights']} "

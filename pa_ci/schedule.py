@@ -453,8 +453,7 @@ class Schedule:
 
 
 _TOP_KEYS = ("version", "pruners", "lr_schedulers", "policies", "pa_ci")
-_DISTILLER_UNSUPPORTED = {"regularizers": "regularizers", "quantizers": "quantization",
-                          "extensions": "extensions"}
+_DISTILLER_UNSUPPORTED = ("regularizers", "quantizers", "extensions")
 _POLICY_KINDS = ("pruner", "lr_scheduler", "regularizer", "quantizer", "extension")
 _POLICY_KEYS = _POLICY_KINDS + ("starting_epoch", "ending_epoch", "frequency", "epochs")
 
@@ -729,6 +728,7 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
     result = {"schedule": schedule.path, "schedule_sha256": schedule.sha256(),
               "iterations_per_epoch": ipe, "epochs": n_epochs, "seed": seed,
               "pruning_epochs": schedule.pruning_epochs,
+              "policies": [p.to_dict() for p in schedule.policies],
               "vstoi_before": vstoi_before, "vstoi_final": epoch_rows[-1]["vstoi"],
               "eligible_weights": int(eligible.sum()),
               "nonzero_weights": int(np.count_nonzero(theta[eligible])),

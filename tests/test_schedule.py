@@ -299,6 +299,8 @@ def test_run_schedule_prunes_fine_tunes_and_resumes(tmp_path, tiny, shipped) -> 
     kw = dict(train_items=tiny.train, eval_items=tiny.test, batch_size=2, seed=4)
     r = run_schedule(shipped, sched, run, **kw)
     assert r["epochs"] == 3 and r["iterations_per_epoch"] == 2 and r["pruning_epochs"] == [0, 1, 2]
+    assert [p["epochs"] for p in r["policies"]] == [[0, 1], [0, 2]]
+    assert r["policies"][0]["ending_epoch"] == 2 and "ending_epoch" not in r["policies"][1]
     final = load_model(run / "model.npz")
     ev = VstoiObjective(tiny.test, FraeConfig())
     assert r["vstoi_final"] == pytest.approx(ev.evaluate(final.theta).mean(), abs=1e-12)
