@@ -69,7 +69,7 @@ def plot(out: Path, rows: dict, path: Path) -> None:
     sparsity = next(r["sparsity"] for r in rows.values() if "sparsity" in r)
     ax.set_title(f"{sparsity:.1%} of the matrix weights pruned: per-tensor schedules vs global")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
