@@ -644,7 +644,8 @@ def report_command(model: Path | None, as_json: bool) -> None:
             parts[part] = {"weights": size, "nonzero_weights": nnz, "sparsity": 1 - nnz / size}
     pruned_mask = None if m.mask is None else int((~m.mask).sum())
     payload = {"model": str(m.path), "model_hash": m.hash, "tensors": rows, "parts": parts,
-               "masked_entries": pruned_mask, "meta": m.meta.get("protocol")}
+               "masked_entries": pruned_mask,
+               "meta": m.meta.get("protocol") or m.meta.get("schedule")}
     lines = [f"{m.path} ({m.hash})",
              f"  {'tensor':<14} {'kind':<8} {'shape':>9} {'nnz':>6} {'sparsity':>8} {'std':>8} {'mean|w|':>8}"]
     for r in rows:
