@@ -193,12 +193,12 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
     if spec.method == "pa":
         record = {"stage": "pa", "init": model.hash, **spec.to_dict()}
         pa = train_stage(run, "pa", train_items, theta, config,
-                    TrainOptions(iters=spec.pa_iters, seed=spec.seed, **common), record, resume,
-                    progress("pa") if progress else None,
-                    mask=None if model.mask is None else old_keep,
-                    wrap_objective=lambda f: PruningAwareObjective(
-                        f, eligible, spec.rate, g=spec.g, n_max=spec.pa_iters,
-                        lam=spec.lam))
+                         TrainOptions(iters=spec.pa_iters, seed=spec.seed, **common), record, resume,
+                         progress("pa") if progress else None,
+                         mask=None if model.mask is None else old_keep,
+                         wrap_objective=lambda f: PruningAwareObjective(
+                             f, eligible, spec.rate, g=spec.g, n_max=spec.pa_iters,
+                             lam=spec.lam))
         theta = pa.theta
         train_vstoi["train_vstoi_pa"] = float(pa.meta["train_vstoi"])
         vstoi_pa = score(theta)
@@ -214,9 +214,9 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
     record = {"stage": "finetune", "init": "pruned", **spec.to_dict()}
     if spec.finetune_total > 0:
         ft = train_stage(run, "finetune", train_items, pruned, config,
-                    TrainOptions(iters=spec.finetune_total, seed=spec.seed + FINETUNE_SEED_OFFSET,
-                                 **common), record, resume,
-                    progress("finetune") if progress else None, mask=keep)
+                         TrainOptions(iters=spec.finetune_total,
+                                      seed=spec.seed + FINETUNE_SEED_OFFSET, **common),
+                         record, resume, progress("finetune") if progress else None, mask=keep)
         final = ft.theta
         train_vstoi["train_vstoi_finetuned"] = float(ft.meta["train_vstoi"])
     else:
