@@ -1,6 +1,7 @@
 """Atomic file writing: write to a temporary name in the target folder, then rename.
 
 A reader never sees a half-written file, and an interrupted writer leaves no partial output.
+:func:`check_preamble` is the common start of our binary-format readers (stream, export).
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import PaCiError, ParameterError
 
 
 @contextlib.contextmanager
@@ -46,3 +49,22 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``target`` atomically (UTF-8)."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def check_preamble(data: object, name: str, magic: bytes, header_size: int, what: str,
+                   error: type[PaCiError]) -> bytes:
+    """Bytes of a binary file that is not empty, holds a whole header and starts with ``magic``.
+
+    Every problem is one ``error`` line starting with ``name`` (``what``: "pa-ci stream", ...).
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ParameterError(f"{name}: expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    n = len(data)
+    if n == 0:
+        raise error(f"{name}: empty file; expected a {what}")
+    if n < header_size and data[:len(magic)] == magic[:n]:
+        raise error(f"{name}: truncated: {n} bytes, shorter than the {header_size}-byte {what} header")
+    if data[:len(magic)] != magic:
+        raise error(f"{name}: not a {what} (starts with {data[:len(magic)]!r}, expected {magic!r})")
+    return data

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_path
+from ._files import atomic_path, check_preamble
 from .errors import BitstreamError, ParameterError
 
 #: First four bytes of every stream file.
@@ -219,23 +219,10 @@ def from_bytes(data: bytes, *, source: str = "<bytes>",
     """
     if expected_model_hash is not None:
         expected_model_hash = _check_model_hash(expected_model_hash, "expected_model_hash")
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ParameterError(f"{source}: expected bytes, got {type(data).__name__}")
-    data = bytes(data)
+    data = check_preamble(data, source, MAGIC, HEADER_SIZE, "pa-ci stream", BitstreamError)
     n = len(data)
-    if n == 0:
-        raise BitstreamError(f"{source}: empty file; expected a pa-ci stream")
-    if n < HEADER_SIZE:
-        if data[:len(MAGIC)] == MAGIC[:n]:
-            raise BitstreamError(f"{source}: truncated: {n} bytes, shorter than the "
-                                 f"{HEADER_SIZE}-byte pa-ci stream header")
-        raise BitstreamError(f"{source}: not a pa-ci stream (starts with {data[:4]!r}, "
-                             f"expected {MAGIC!r})")
     (magic, version, n_bits, flags, hash_bytes, sample_rate, hop, n_frames, n_samples,
      payload_crc) = _HEAD.unpack_from(data)
-    if magic != MAGIC:
-        raise BitstreamError(f"{source}: not a pa-ci stream (starts with {magic!r}, "
-                             f"expected {MAGIC!r})")
     if version != FORMAT_VERSION:
         raise BitstreamError(f"{source}: stream format version {version} is not supported "
                              f"(this pa-ci reads version {FORMAT_VERSION})")

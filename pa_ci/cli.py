@@ -567,7 +567,7 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
     levels = sens.sparsity_levels(*sense_range)
     names = None if tensors is None else [t.strip() for t in tensors.split(",") if t.strip()]
     for name in names or ():        # refuse a bad name before building the dataset
-        sens.level_mask(source.theta, source.layout, name, 0.0)
+        source.layout[name]
     dataset = _dataset(tiny)
     items = dataset.split(split)
     objective = VstoiObjective(items, FraeConfig.from_dict(source.config), extended=extended)

@@ -94,9 +94,9 @@ from typing import Any
 
 import numpy as np
 
-from ._files import atomic_path
+from ._files import atomic_path, check_preamble
 from .errors import ModelFileError, ParameterError
-from .frae import FraeConfig, frae_layout
+from .frae import FraeConfig, _one_theta, frae_layout
 from .params import Layout, TensorSpec
 
 __all__ = ["MAGIC", "FORMAT_VERSION", "HEADER_SIZE", "PARTS", "VALUE_TYPES", "ENCODINGS",
@@ -250,19 +250,12 @@ def _weight_record(v: np.ndarray, vb: int) -> bytes:
     return bytes([2]) + struct.pack("<H", nz.size) + nz.astype("<u2").tobytes() + vals
 
 
-def _check_theta(theta: object, layout: Layout) -> np.ndarray:
+def _check_theta(theta: object, config: FraeConfig) -> np.ndarray:
+    """A numpy array (not a list: an export is written from a model) checked as the FRAE does."""
     if not isinstance(theta, np.ndarray):
-        raise ParameterError(f"theta must be a numpy array of shape ({layout.size},), got "
-                             f"{type(theta).__name__}")
-    if theta.shape != (layout.size,):
-        raise ParameterError(f"theta has shape {theta.shape}; the FRAE config needs "
-                             f"({layout.size},)")
-    if theta.dtype.kind not in "fiu":
-        raise ParameterError(f"theta has dtype {theta.dtype}; expected float64")
-    theta = np.asarray(theta, dtype=np.float64)
-    if not np.all(np.isfinite(theta)):
-        raise ParameterError(f"theta has {int(np.sum(~np.isfinite(theta)))} non-finite values")
-    return theta
+        raise ParameterError(f"theta must be a numpy array of shape ({frae_layout(config).size},), "
+                             f"got {type(theta).__name__}")
+    return _one_theta(theta, config)[0]
 
 
 # --------------------------------------------------------------------------- writing
@@ -288,7 +281,7 @@ def export_bytes(theta: np.ndarray, config: FraeConfig, *, part: str = "decoder"
         raise ParameterError(f"FraeConfig.codebook_size = {config.codebook_size}; the export "
                              f"format holds at most {_U32}")
     layout = frae_layout(config)
-    theta = _check_theta(theta, layout)
+    theta = _check_theta(theta, config)
     vb = _DTYPES[values].itemsize
     chunks = []
     specs = _part_specs(layout, part)
@@ -365,23 +358,10 @@ class _Reader:
 def from_bytes(data: bytes, name: str = "<bytes>") -> ExportedModel:
     """Parse and validate an export file's bytes; every problem is one ModelFileError line
     starting with ``name``. Needs nothing but the bytes (no model file)."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ParameterError(f"{name}: expected bytes, got {type(data).__name__}")
-    data = bytes(data)
+    data = check_preamble(data, name, MAGIC, HEADER_SIZE, "pa-ci export", ModelFileError)
     n = len(data)
-    if n == 0:
-        raise ModelFileError(f"{name}: empty file; expected a pa-ci export")
-    if n < HEADER_SIZE:
-        if data[:len(MAGIC)] == MAGIC[:n]:
-            raise ModelFileError(f"{name}: truncated: {n} bytes, shorter than the "
-                                 f"{HEADER_SIZE}-byte pa-ci export header")
-        raise ModelFileError(f"{name}: not a pa-ci export (starts with {data[:4]!r}, "
-                             f"expected {MAGIC!r})")
     (magic, version, vtype, part_code, flags, C, He, Hd, D, K, maxima, n_tensors, frame_rate,
      hash_bytes, payload_size, payload_crc) = _HEAD.unpack_from(data)
-    if magic != MAGIC:
-        raise ModelFileError(f"{name}: not a pa-ci export (starts with {magic!r}, "
-                             f"expected {MAGIC!r})")
     if version != FORMAT_VERSION:
         raise ModelFileError(f"{name}: export format version {version} is not supported "
                              f"(this pa-ci reads version {FORMAT_VERSION})")

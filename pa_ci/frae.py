@@ -585,9 +585,9 @@ def _check_thetas(thetas, config: FraeConfig, name: str = "theta") -> np.ndarray
 
 def _one_theta(theta, config: FraeConfig) -> np.ndarray:
     """A single checked theta (p,) as a (1, p) array."""
-    if np.ndim(theta) != 1:
-        raise ParameterError(f"theta has shape {np.shape(theta)}; the FRAE config needs "
-                             f"({frae_layout(config).size},)")
+    size = frae_layout(config).size
+    if np.ndim(theta) != 1 or np.shape(theta)[0] != size:
+        raise ParameterError(f"theta has shape {np.shape(theta)}; the FRAE config needs ({size},)")
     return _check_thetas(np.asarray(theta)[None], config)
 
 

@@ -80,6 +80,7 @@ from .errors import PaCiError, ParameterError, TrainingError
 from .frae import FraeConfig, frae_layout
 from .objective import VstoiObjective
 from .params import Layout, ModelFile, save_model
+from .protocol import part_counts
 from .sensitivity import level_mask, tensor_std
 from .spsa import Gains
 from .training import ProgressFn, TrainOptions, open_run_folder, train_stage
@@ -662,9 +663,8 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
     layout = frae_layout(config)
     if model.layout != layout:
         raise ParameterError(f"{model.path}: the model's layout is not the FRAE layout of its config")
-    ipe = iterations_per_epoch if iterations_per_epoch is not None else (
-        schedule.iterations_per_epoch if schedule.iterations_per_epoch is not None
-        else DEFAULT_ITERATIONS_PER_EPOCH)
+    ipe = next(v for v in (iterations_per_epoch, schedule.iterations_per_epoch,
+                           DEFAULT_ITERATIONS_PER_EPOCH) if v is not None)
     last = schedule.pruning_epochs[-1]
     n_epochs = epochs if epochs is not None else (schedule.epochs or last + 1)
     if ipe < 0:
@@ -721,7 +721,6 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
         if on_epoch is not None:
             on_epoch(row)
 
-    from .protocol import part_counts
     counts = part_counts(theta, config)
     tensors = {t.name: {"nonzero": int(np.count_nonzero(theta[t.slice])), "size": t.size}
                for t in layout if t.kind != "codebook"}

@@ -59,12 +59,6 @@ class SensitivityRow:
 
 
 # --------------------------------------------------------------------------- masks and levels
-def _spec(layout: Layout, name: str):
-    if not isinstance(name, str) or name not in layout:
-        raise ParameterError(f"unknown tensor {name!r}; expected one of {', '.join(layout.names)}")
-    return layout[name]
-
-
 def _theta(theta: np.ndarray, layout: Layout) -> np.ndarray:
     arr = np.asarray(theta)
     if arr.shape != (layout.size,) or arr.dtype.kind not in "fiu":
@@ -76,7 +70,7 @@ def _theta(theta: np.ndarray, layout: Layout) -> np.ndarray:
 def level_mask(theta: np.ndarray, layout: Layout, name: str, level: float) -> np.ndarray:
     """Keep-mask (bool, ``layout.size``) pruning the round(level * n) smallest-|w| entries of
     tensor ``name`` only (Eq. 2 on one tensor; ties by lower index, zeros first, so masks nest)."""
-    spec = _spec(layout, name)
+    spec = layout[name]
     theta = _theta(theta, layout)
     level = check_rate(level)
     eligible = np.zeros(layout.size, dtype=bool)
@@ -139,7 +133,7 @@ def _check_tensors(layout: Layout, tensors: Sequence[str] | str | None) -> list[
     if not names:
         raise ParameterError("sensitivity analysis needs at least one tensor")
     for n in names:
-        _spec(layout, n)
+        layout[n]                      # unknown names: one-line ParameterError listing the tensors
     if len(set(names)) != len(names):
         raise ParameterError(f"tensor {next(n for n in names if names.count(n) > 1)!r} is listed twice")
     return names
@@ -356,7 +350,7 @@ def propose_for_sparsity(rows: Iterable[SensitivityRow], target: float, *,
 def tensor_std(theta: np.ndarray, layout: Layout, name: str) -> float:
     """Sample std (ddof=1) of a tensor's entries: Distiller's ``param.std()`` (torch's default is
     the unbiased estimator), the sigma of the SensitivityPruner threshold s * sigma (§2.1)."""
-    spec = _spec(layout, name)
+    spec = layout[name]
     w = _theta(theta, layout)[spec.slice].astype(np.float64)
     if w.size < 2:
         raise ParameterError(f"tensor {name} has {w.size} entry; its std needs at least 2")
@@ -366,7 +360,7 @@ def tensor_std(theta: np.ndarray, layout: Layout, name: str) -> float:
 def threshold_mask(theta: np.ndarray, layout: Layout, name: str, s: float) -> np.ndarray:
     """Keep-mask (bool, ``layout.size``) of Distiller's SensitivityPruner on tensor ``name`` only:
     entries with |w| <= s * tensor_std are pruned, everything else is kept."""
-    spec = _spec(layout, name)
+    spec = layout[name]
     theta = _theta(theta, layout)
     keep = np.ones(layout.size, dtype=bool)
     keep[spec.slice] = np.abs(theta[spec.slice]) > float(s) * tensor_std(theta, layout, name)
@@ -397,7 +391,7 @@ def propose_sensitivities(theta: np.ndarray, layout: Layout,
     theta = _theta(theta, layout)
     out: dict[str, float] = {}
     for name, level in levels.items():
-        spec = _spec(layout, name)
+        spec = layout[name]
         level = check_rate(level)
         sd = tensor_std(theta, layout, name)
         if not (math.isfinite(sd) and sd > 0.0):
