@@ -10,8 +10,10 @@ A run lives in one folder::
 Everything in the ``.npz`` files is a deterministic function of the config and seed (no
 timestamps), so two runs with the same seed are bit-identical, and a run that is interrupted
 (Ctrl-C or kill) and resumed with ``resume=True`` ends with the same parameters as an
-uninterrupted one. Ctrl-C or SIGTERM writes a checkpoint at the current iteration before
-stopping; a hard kill (SIGKILL, power loss) loses at most ``checkpoint_every`` iterations.
+uninterrupted one. Ctrl-C or SIGTERM lets the running SPSA iteration finish, writes a checkpoint
+there and stops (a second signal stops at once, keeping the last checkpoint); a hard kill
+(SIGKILL, power loss) loses at most ``checkpoint_every`` iterations. Either way the resumed run
+is bit-identical to an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -178,21 +180,40 @@ def _truncate_log(path: Path, upto: int) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Treat SIGTERM (``kill``) like Ctrl-C while training, so it also writes a checkpoint."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Interrupts:
+    """Ctrl-C (SIGINT) and SIGTERM while training, deferred to the end of the running iteration.
 
-    def handler(signum, frame):  # noqa: ANN001
-        raise KeyboardInterrupt
+    A signal that arrived in the middle of an SPSA step (after its random draws, before its
+    update or its log row) must not leave a checkpoint of that half-done state: the handler only
+    records it, and the training loop stops at the next iteration boundary (:meth:`check`),
+    where theta, the RNG state, k and the log agree, so the checkpoint written there resumes
+    bit-identically. A second signal stops at once (the last checkpoint is kept).
+    """
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.requested: int | None = None
+
+    def _handler(self, signum, frame) -> None:  # noqa: ANN001
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signum
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a signal arrived (call at an iteration boundary)."""
+        if self.requested is not None:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
@@ -277,12 +298,14 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
     start_k, t0 = spsa.k, time.monotonic()
     end_k = options.first_iteration + options.iters
     new_log = not log_path.exists()
-    with _sigterm_as_interrupt(), open(log_path, "a", newline="") as fh:
+    with _Interrupts().installed() as interrupts, open(log_path, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, lineterminator="\n")
         if new_log:
             writer.writeheader()
+        consistent = True  # theta, RNG state, k and the log rows agree (a checkpoint may be taken)
         try:
             while spsa.k < end_k:
+                consistent = False
                 rec = spsa.step()
                 current = getattr(objective, "last_base", 0.5 * (rec.y_plus + rec.y_minus))
                 writer.writerow({"k": rec.k, "a_k": f"{rec.a_k:.6g}", "c_k": f"{rec.c_k:.6g}",
@@ -290,6 +313,7 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                                  "vstoi": f"{current:.6f}",
                                  "accepted": int(rec.accepted), "step_norm": f"{rec.step_norm:.4g}",
                                  "seconds": f"{time.monotonic() - t0:.3f}"})
+                consistent = True
                 if spsa.k % options.checkpoint_every == 0 or spsa.k == end_k:
                     fh.flush()
                     _save_checkpoint(ckpt_path, spsa, info)
@@ -298,9 +322,11 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                     if hasattr(objective, "last_perturbed"):
                         info_text += f" pruned {objective.last_perturbed:.4f}"
                     progress(spsa.k - start_k, end_k - start_k, info_text)
+                interrupts.check()
         except KeyboardInterrupt:
-            fh.flush()
-            _save_checkpoint(ckpt_path, spsa, info)
+            if consistent:  # else the last periodic checkpoint stands (resume truncates the log)
+                fh.flush()
+                _save_checkpoint(ckpt_path, spsa, info)
             raise
     final = vstoi.evaluate(spsa.theta)
     meta = {"seed": options.seed, "iterations": int(spsa.k - options.first_iteration),

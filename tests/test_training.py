@@ -166,6 +166,56 @@ def test_sigterm_checkpoints_like_ctrl_c(tiny, tmp_path):
     assert signal.getsignal(signal.SIGTERM) is not None
 
 
+class _SignalInsideStep:
+    """Wraps the objective; sends ``signum`` to this process from inside SPSA iteration ``at``
+    (between its random draws and its update, i.e. off any boundary), ``times`` times."""
+
+    def __init__(self, base, signum: int, at: int, times: int = 1) -> None:
+        self.base, self.signum, self.at, self.times = base, signum, at, times
+
+    def __call__(self, thetas, k=0):
+        import os
+        if k == self.at:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+        return self.base(thetas, k)
+
+
+@pytest.mark.parametrize("signame, at", [("SIGINT", 4), ("SIGTERM", 2)])
+def test_signal_inside_an_iteration_resumes_bit_identically(tiny, tmp_path, signame, at):
+    """A signal in the middle of a step (off the checkpoint grid of 3): the step finishes, a
+    checkpoint is taken at its end, and the resumed run equals the uninterrupted one bit for bit
+    (theta and every log row)."""
+    import signal
+    signum = getattr(signal, signame)
+    opts = _opts(checkpoint_every=3)
+    full = train(tmp_path / "full", tiny.train, options=opts)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "run", tiny.train, options=opts,
+              wrap_objective=lambda base: _SignalInsideStep(base, signum, at))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with np.load(tmp_path / "run" / "checkpoint.npz") as z:
+        assert json.loads(str(z["header"][()]))["k"] == at + 1
+    resumed = train(tmp_path / "run", tiny.train, options=opts, resume=True)
+    assert np.array_equal(_theta(full), _theta(resumed))
+    cols = ("k", "a_k", "c_k", "y_plus", "y_minus", "vstoi", "accepted", "step_norm")
+    rows = [[r[c] for c in cols] for r in csv.DictReader(open(tmp_path / "run" / "log.csv"))]
+    assert rows == [[r[c] for c in cols] for r in csv.DictReader(open(tmp_path / "full" / "log.csv"))]
+
+
+def test_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tiny, tmp_path):
+    import signal
+    opts = _opts(checkpoint_every=3)
+    full = train(tmp_path / "full", tiny.train, options=opts)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "run", tiny.train, options=opts,
+              wrap_objective=lambda base: _SignalInsideStep(base, signal.SIGINT, 4, times=2))
+    with np.load(tmp_path / "run" / "checkpoint.npz") as z:
+        assert json.loads(str(z["header"][()]))["k"] == 3  # the half-done step 4 was not saved
+    resumed = train(tmp_path / "run", tiny.train, options=opts, resume=True)
+    assert np.array_equal(_theta(full), _theta(resumed))
+
+
 def test_calibrated_gains_are_used_recorded_and_resumed(tiny, tmp_path):
     from pa_ci.spsa import calibrate
     opts = _opts(iters=4, warm_start_steps=0, calibrate_step=0.01)
