@@ -68,3 +68,74 @@ def check_preamble(data: object, name: str, magic: bytes, header_size: int, what
     if data[:len(magic)] != magic:
         raise error(f"{name}: not a {what} (starts with {data[:len(magic)]!r}, expected {magic!r})")
     return data
+
+
+#: The lock file that marks a folder as claimed by a running pa-ci process (see claim_folder).
+LOCK_NAME = ".pa-ci.lock"
+_HELD: dict[str, list] = {}  # resolved folder -> [fd, depth]: this process's claims (re-entrant)
+
+
+@contextlib.contextmanager
+def claim_folder(folder: str | os.PathLike, what: str, error: type[PaCiError]) -> Iterator[Path]:
+    """Hold ``folder`` (created if missing) for this process while the block runs.
+
+    An OS lock (``fcntl.flock``) on ``folder/.pa-ci.lock``, which records the holder's pid: a
+    second process that claims the folder gets one ``error`` line naming the folder and that
+    process. The kernel drops the lock when its holder exits, so the file of a crashed run is
+    stale and the next claim takes it over. Claims nest within one process. On exit the lock
+    file is removed, and so is the folder if this claim created it and nothing else was written.
+    """
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise error(f"{path}: exists and is not a folder (the output names a {what} folder)")
+    key = str(path.resolve())
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield path
+        finally:
+            _HELD[key][1] -= 1
+        return
+    created = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"cannot create {path}: {exc.strerror or exc}") from None
+    lock = path / LOCK_NAME
+    fd = _lock(lock, path, what, error)
+    _HELD[key] = [fd, 1]
+    try:
+        yield path
+    finally:
+        del _HELD[key]
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only succeeds when empty: a claim that wrote nothing leaves nothing
+
+
+def _lock(lock: Path, folder: Path, what: str, error: type[PaCiError]) -> int:
+    import fcntl
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise error(f"cannot write {lock}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise error(f"{folder}: in use by another pa-ci {what} (process {holder}); wait for "
+                        "it to finish or choose another output folder") from None
+        try:  # the holder may have removed the file between our open and flock: retry then
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode("ascii"))
+    return fd

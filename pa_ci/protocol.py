@@ -39,8 +39,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._files import write_text_atomic
-from .errors import ParameterError
+from ._files import claim_folder, write_text_atomic
+from .errors import ParameterError, TrainingError
 from .frae import FraeConfig, frae_layout
 from .objective import VstoiObjective
 from .params import ModelFile, load_model, save_model
@@ -175,68 +175,69 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
         raise ParameterError(f"{model.path}: the model's layout is not the FRAE layout of its config")
     describe = {"spec": spec.to_dict(), "gains": gains.to_dict(), "batch_size": batch_size,
                 "model_hash": model.hash}
-    if open_run_folder(run, describe, resume, what="pruning run") and result_path.exists():
-        return json.loads(result_path.read_text())
+    with claim_folder(run, "pruning run", TrainingError):
+        if open_run_folder(run, describe, resume, what="pruning run") and result_path.exists():
+            return json.loads(result_path.read_text())
 
-    evaluator = VstoiObjective(eval_items, config)
-    eligible = eligible_mask(layout, spec.scope)
-    old_keep = model.mask if model.mask is not None else np.ones(layout.size, dtype=bool)
+        evaluator = VstoiObjective(eval_items, config)
+        eligible = eligible_mask(layout, spec.scope)
+        old_keep = model.mask if model.mask is not None else np.ones(layout.size, dtype=bool)
 
-    def score(theta: np.ndarray) -> float:
-        return float(evaluator.evaluate(theta).mean())
+        def score(theta: np.ndarray) -> float:
+            return float(evaluator.evaluate(theta).mean())
 
-    theta = np.array(model.theta, dtype=np.float64)
-    vstoi_before = score(theta)
-    train_vstoi: dict[str, float] = {}
-    common = dict(gains=gains, batch_size=batch_size, warm_start_steps=0,
-                  checkpoint_every=checkpoint_every)
-    if spec.method == "pa":
-        record = {"stage": "pa", "init": model.hash, **spec.to_dict()}
-        pa = train_stage(run, "pa", train_items, theta, config,
-                         TrainOptions(iters=spec.pa_iters, seed=spec.seed, **common), record, resume,
-                         progress("pa") if progress else None,
-                         mask=None if model.mask is None else old_keep,
-                         wrap_objective=lambda f: PruningAwareObjective(
-                             f, eligible, spec.rate, g=spec.g, n_max=spec.pa_iters,
-                             lam=spec.lam))
-        theta = pa.theta
-        train_vstoi["train_vstoi_pa"] = float(pa.meta["train_vstoi"])
-        vstoi_pa = score(theta)
-    else:
-        vstoi_pa = vstoi_before
+        theta = np.array(model.theta, dtype=np.float64)
+        vstoi_before = score(theta)
+        train_vstoi: dict[str, float] = {}
+        common = dict(gains=gains, batch_size=batch_size, warm_start_steps=0,
+                      checkpoint_every=checkpoint_every)
+        if spec.method == "pa":
+            record = {"stage": "pa", "init": model.hash, **spec.to_dict()}
+            pa = train_stage(run, "pa", train_items, theta, config,
+                             TrainOptions(iters=spec.pa_iters, seed=spec.seed, **common), record, resume,
+                             progress("pa") if progress else None,
+                             mask=None if model.mask is None else old_keep,
+                             wrap_objective=lambda f: PruningAwareObjective(
+                                 f, eligible, spec.rate, g=spec.g, n_max=spec.pa_iters,
+                                 lam=spec.lam))
+            theta = pa.theta
+            train_vstoi["train_vstoi_pa"] = float(pa.meta["train_vstoi"])
+            vstoi_pa = score(theta)
+        else:
+            vstoi_pa = vstoi_before
 
-    keep = magnitude_mask(theta, layout, spec.scope, spec.rate) & old_keep
-    pruned = np.where(keep, theta, 0.0)
-    save_model(run / "pruned.npz", pruned, layout, config.to_dict(),
-               {"stage": "pruned", **spec.to_dict()}, mask=keep)
-    vstoi_pruned = score(pruned)
+        keep = magnitude_mask(theta, layout, spec.scope, spec.rate) & old_keep
+        pruned = np.where(keep, theta, 0.0)
+        save_model(run / "pruned.npz", pruned, layout, config.to_dict(),
+                   {"stage": "pruned", **spec.to_dict()}, mask=keep)
+        vstoi_pruned = score(pruned)
 
-    record = {"stage": "finetune", "init": "pruned", **spec.to_dict()}
-    if spec.finetune_total > 0:
-        ft = train_stage(run, "finetune", train_items, pruned, config,
-                         TrainOptions(iters=spec.finetune_total,
-                                      seed=spec.seed + FINETUNE_SEED_OFFSET, **common),
-                         record, resume, progress("finetune") if progress else None, mask=keep)
-        final = ft.theta
-        train_vstoi["train_vstoi_finetuned"] = float(ft.meta["train_vstoi"])
-    else:
-        final = pruned
-    vstoi_finetuned = score(final)
-    counts = part_counts(final, config)
-    n_elig = int(eligible.sum())
-    result = {**spec.to_dict(), "finetune_total": spec.finetune_total,
-              "vstoi_before": vstoi_before, "vstoi_pa": vstoi_pa, "vstoi_pruned": vstoi_pruned,
-              "vstoi_finetuned": vstoi_finetuned,
-              "eligible_weights": n_elig,
-              "nonzero_weights": int(np.count_nonzero(final[eligible])),
-              **counts, **train_vstoi,
-              "eval_items": len(eval_items), "train_items": len(train_items),
-              "batch_size": batch_size, "gains": gains.to_dict(),
-              "model_hash": model.hash, "seconds": round(time.monotonic() - t0, 3)}
-    meta = {"protocol": {k: v for k, v in result.items() if k != "seconds"}}
-    save_model(run / "model.npz", final, layout, config.to_dict(), meta, mask=keep)
-    write_text_atomic(result_path, json.dumps(result, indent=2, sort_keys=True) + "\n")
-    return result
+        record = {"stage": "finetune", "init": "pruned", **spec.to_dict()}
+        if spec.finetune_total > 0:
+            ft = train_stage(run, "finetune", train_items, pruned, config,
+                             TrainOptions(iters=spec.finetune_total,
+                                          seed=spec.seed + FINETUNE_SEED_OFFSET, **common),
+                             record, resume, progress("finetune") if progress else None, mask=keep)
+            final = ft.theta
+            train_vstoi["train_vstoi_finetuned"] = float(ft.meta["train_vstoi"])
+        else:
+            final = pruned
+        vstoi_finetuned = score(final)
+        counts = part_counts(final, config)
+        n_elig = int(eligible.sum())
+        result = {**spec.to_dict(), "finetune_total": spec.finetune_total,
+                  "vstoi_before": vstoi_before, "vstoi_pa": vstoi_pa, "vstoi_pruned": vstoi_pruned,
+                  "vstoi_finetuned": vstoi_finetuned,
+                  "eligible_weights": n_elig,
+                  "nonzero_weights": int(np.count_nonzero(final[eligible])),
+                  **counts, **train_vstoi,
+                  "eval_items": len(eval_items), "train_items": len(train_items),
+                  "batch_size": batch_size, "gains": gains.to_dict(),
+                  "model_hash": model.hash, "seconds": round(time.monotonic() - t0, 3)}
+        meta = {"protocol": {k: v for k, v in result.items() if k != "seconds"}}
+        save_model(run / "model.npz", final, layout, config.to_dict(), meta, mask=keep)
+        write_text_atomic(result_path, json.dumps(result, indent=2, sort_keys=True) + "\n")
+        return result
 
 
 def _items(tiny: bool):

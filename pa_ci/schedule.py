@@ -75,7 +75,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
-from ._files import write_text_atomic
+from ._files import claim_folder, write_text_atomic
 from .errors import PaCiError, ParameterError, TrainingError
 from .frae import FraeConfig, frae_layout
 from .objective import VstoiObjective
@@ -676,69 +676,70 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
     describe = {"schedule_sha256": schedule.sha256(), "schedule_file": schedule.path,
                 "model_hash": model.hash, "iterations_per_epoch": ipe, "epochs": n_epochs,
                 "gains": gains.to_dict(), "batch_size": batch_size, "seed": seed}
-    open_run_folder(run, describe, resume, what="schedule run", ignore=("schedule_file",))
-    write_text_atomic(run / "schedule.yaml", schedule.text)
+    with claim_folder(run, "schedule run", TrainingError):
+        open_run_folder(run, describe, resume, what="schedule run", ignore=("schedule_file",))
+        write_text_atomic(run / "schedule.yaml", schedule.text)
 
-    evaluator = VstoiObjective(eval_items, config)
+        evaluator = VstoiObjective(eval_items, config)
 
-    def score(theta: np.ndarray) -> float:
-        return float(evaluator.evaluate(theta).mean())
+        def score(theta: np.ndarray) -> float:
+            return float(evaluator.evaluate(theta).mean())
 
-    theta = np.array(model.theta, dtype=np.float64)
-    keep = model.mask.copy() if model.mask is not None else np.ones(layout.size, dtype=bool)
-    eligible = layout.mask(kinds="weight")
-    vstoi_before = score(theta)
-    events: list[dict[str, Any]] = []
-    epoch_rows: list[dict[str, Any]] = []
-    for epoch in range(n_epochs):
-        theta, keep, rows = apply_events(schedule, theta, layout, keep, epoch)
-        events += rows
-        vstoi_pruned = score(theta) if rows else None
-        train_vstoi = None
-        if ipe > 0:
-            record = {"stage": "schedule-epoch", "epoch": epoch,
-                      "run": {k: v for k, v in describe.items() if k != "schedule_file"}}
-            options = TrainOptions(iters=ipe, seed=_epoch_seed(seed, epoch),
-                                   gains=_scaled(gains, schedule.lr_factor(epoch)),
-                                   batch_size=batch_size, warm_start_steps=0,
-                                   checkpoint_every=checkpoint_every, first_iteration=epoch * ipe)
-            done = train_stage(run, f"epochs/{epoch:03d}", train_items, theta, config, options,
-                               record, resume, progress(epoch, n_epochs, ipe) if progress else None,
-                               mask=keep)
-            if not np.array_equal(done.mask if done.mask is not None else keep, keep):
-                raise TrainingError(f"{run}/epochs/{epoch:03d}: its mask is not the schedule's; "
-                                    "the folder belongs to another run")
-            theta = done.theta
-            train_vstoi = float(done.meta["train_vstoi"])
-        row = {"epoch": epoch, "pruning_events": len({r["pruner"] for r in rows}),
-               "vstoi_pruned": vstoi_pruned, "vstoi": score(theta), "train_vstoi": train_vstoi,
-               "lr_factor": schedule.lr_factor(epoch),
-               "nonzero_weights": int(np.count_nonzero(theta[eligible])),
-               "sparsity": 1.0 - np.count_nonzero(theta[eligible]) / int(eligible.sum())}
-        epoch_rows.append(row)
-        _write_csv(run / "epochs.csv", epoch_rows)
-        _write_csv(run / "events.csv", events)
-        if on_epoch is not None:
-            on_epoch(row)
+        theta = np.array(model.theta, dtype=np.float64)
+        keep = model.mask.copy() if model.mask is not None else np.ones(layout.size, dtype=bool)
+        eligible = layout.mask(kinds="weight")
+        vstoi_before = score(theta)
+        events: list[dict[str, Any]] = []
+        epoch_rows: list[dict[str, Any]] = []
+        for epoch in range(n_epochs):
+            theta, keep, rows = apply_events(schedule, theta, layout, keep, epoch)
+            events += rows
+            vstoi_pruned = score(theta) if rows else None
+            train_vstoi = None
+            if ipe > 0:
+                record = {"stage": "schedule-epoch", "epoch": epoch,
+                          "run": {k: v for k, v in describe.items() if k != "schedule_file"}}
+                options = TrainOptions(iters=ipe, seed=_epoch_seed(seed, epoch),
+                                       gains=_scaled(gains, schedule.lr_factor(epoch)),
+                                       batch_size=batch_size, warm_start_steps=0,
+                                       checkpoint_every=checkpoint_every, first_iteration=epoch * ipe)
+                done = train_stage(run, f"epochs/{epoch:03d}", train_items, theta, config, options,
+                                   record, resume, progress(epoch, n_epochs, ipe) if progress else None,
+                                   mask=keep)
+                if not np.array_equal(done.mask if done.mask is not None else keep, keep):
+                    raise TrainingError(f"{run}/epochs/{epoch:03d}: its mask is not the schedule's; "
+                                        "the folder belongs to another run")
+                theta = done.theta
+                train_vstoi = float(done.meta["train_vstoi"])
+            row = {"epoch": epoch, "pruning_events": len({r["pruner"] for r in rows}),
+                   "vstoi_pruned": vstoi_pruned, "vstoi": score(theta), "train_vstoi": train_vstoi,
+                   "lr_factor": schedule.lr_factor(epoch),
+                   "nonzero_weights": int(np.count_nonzero(theta[eligible])),
+                   "sparsity": 1.0 - np.count_nonzero(theta[eligible]) / int(eligible.sum())}
+            epoch_rows.append(row)
+            _write_csv(run / "epochs.csv", epoch_rows)
+            _write_csv(run / "events.csv", events)
+            if on_epoch is not None:
+                on_epoch(row)
 
-    counts = part_counts(theta, config)
-    tensors = {t.name: {"nonzero": int(np.count_nonzero(theta[t.slice])), "size": t.size}
-               for t in layout if t.kind != "codebook"}
-    result = {"schedule": schedule.path, "schedule_sha256": schedule.sha256(),
-              "iterations_per_epoch": ipe, "epochs": n_epochs, "seed": seed,
-              "pruning_epochs": schedule.pruning_epochs,
-              "policies": [p.to_dict() for p in schedule.policies],
-              "vstoi_before": vstoi_before, "vstoi_final": epoch_rows[-1]["vstoi"],
-              "eligible_weights": int(eligible.sum()),
-              "nonzero_weights": int(np.count_nonzero(theta[eligible])),
-              "sparsity": epoch_rows[-1]["sparsity"], **counts, "tensors": tensors,
-              "eval_items": len(eval_items), "train_items": len(train_items),
-              "batch_size": batch_size, "gains": gains.to_dict(), "model_hash": model.hash,
-              "warnings": schedule.warnings, "seconds": round(time.monotonic() - t0, 3)}
-    meta = {"schedule": {k: v for k, v in result.items() if k != "seconds"}}
-    save_model(run / "model.npz", theta, layout, config.to_dict(), meta, mask=keep)
-    write_text_atomic(run / "result.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
-    return result
+        counts = part_counts(theta, config)
+        tensors = {t.name: {"nonzero": int(np.count_nonzero(theta[t.slice])), "size": t.size}
+                   for t in layout if t.kind != "codebook"}
+        result = {"schedule": schedule.path, "schedule_sha256": schedule.sha256(),
+                  "iterations_per_epoch": ipe, "epochs": n_epochs, "seed": seed,
+                  "pruning_epochs": schedule.pruning_epochs,
+                  "policies": [p.to_dict() for p in schedule.policies],
+                  "vstoi_before": vstoi_before, "vstoi_final": epoch_rows[-1]["vstoi"],
+                  "eligible_weights": int(eligible.sum()),
+                  "nonzero_weights": int(np.count_nonzero(theta[eligible])),
+                  "sparsity": epoch_rows[-1]["sparsity"], **counts, "tensors": tensors,
+                  "eval_items": len(eval_items), "train_items": len(train_items),
+                  "batch_size": batch_size, "gains": gains.to_dict(), "model_hash": model.hash,
+                  "warnings": schedule.warnings, "seconds": round(time.monotonic() - t0, 3)}
+        meta = {"schedule": {k: v for k, v in result.items() if k != "seconds"}}
+        save_model(run / "model.npz", theta, layout, config.to_dict(), meta, mask=keep)
+        write_text_atomic(run / "result.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+        return result
 
 
 def _scaled(gains: Gains, factor: float) -> Gains:

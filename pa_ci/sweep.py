@@ -42,9 +42,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ._files import atomic_path, write_text_atomic
+from ._files import atomic_path, claim_folder, write_text_atomic
 from . import prune as _prune
-from .errors import ParameterError
+from .errors import ParameterError, TrainingError
 
 #: Pruning rates of the paper (§II-D): 0.05, 0.10, ..., 0.95.
 PAPER_RATES: tuple[float, ...] = tuple(round(0.05 * i, 10) for i in range(1, 20))
@@ -472,27 +472,28 @@ def run_sweep(specs: Sequence[Any], job: Any, out_dir: str | os.PathLike, *,
         raise ParameterError(f"sweep workers: expected an integer >= 1, got {workers!r}")
     dask = _dask() if scheduler else None  # fail before touching the folder
     out = Path(out_dir)
-    rows = _prepare(specs, job, out)
-    todo = [s for s in specs if s.key() not in rows]
-    skipped = [s.key() for s in specs if s.key() in rows]
-    ledger = _Ledger(out, rows, len(todo), progress)
-    run = runner if runner is not None else _default_runner()
-    if dask is not None:
-        _run_dask(todo, job, run, scheduler, ledger, *dask)
-    elif workers == 1 or len(todo) <= 1:
-        for spec in todo:
-            try:
-                result = run(spec, job)
-            except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
-                ledger.error(spec, exc)
-            else:
-                ledger.finished(spec, result)
-    else:
-        _run_pool(todo, job, run, min(workers, len(todo)), ledger)
-    ledger.write_failed()  # on normal completion: also clears a stale failed.json
-    parsed = [{k: _parse_cell(v) for k, v in row.items()}
-              for row in sorted(rows.values(), key=_row_order)]
-    return SweepResult(out, parsed, ledger.done, skipped, ledger.failed)
+    with claim_folder(out, "sweep", TrainingError):
+        rows = _prepare(specs, job, out)
+        todo = [s for s in specs if s.key() not in rows]
+        skipped = [s.key() for s in specs if s.key() in rows]
+        ledger = _Ledger(out, rows, len(todo), progress)
+        run = runner if runner is not None else _default_runner()
+        if dask is not None:
+            _run_dask(todo, job, run, scheduler, ledger, *dask)
+        elif workers == 1 or len(todo) <= 1:
+            for spec in todo:
+                try:
+                    result = run(spec, job)
+                except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
+                    ledger.error(spec, exc)
+                else:
+                    ledger.finished(spec, result)
+        else:
+            _run_pool(todo, job, run, min(workers, len(todo)), ledger)
+        ledger.write_failed()  # on normal completion: also clears a stale failed.json
+        parsed = [{k: _parse_cell(v) for k, v in row.items()}
+                  for row in sorted(rows.values(), key=_row_order)]
+        return SweepResult(out, parsed, ledger.done, skipped, ledger.failed)
 
 
 def _available_cores() -> int:

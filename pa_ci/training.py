@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import __version__
-from ._files import atomic_path, write_text_atomic
+from ._files import LOCK_NAME, atomic_path, claim_folder, write_text_atomic
 from .errors import ModelFileError, ParameterError, TrainingError
 from .frae import FraeConfig, frae_layout, init_params
 from .objective import VstoiObjective
@@ -250,91 +250,92 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                            seed=options.seed, extended=options.extended)
     objective = vstoi if wrap_objective is None else wrap_objective(vstoi)
 
-    if ckpt_path.exists() or model_path.exists():
-        if not resume:
-            raise TrainingError(f"{run}: already holds a training run; add --resume to continue "
-                                "it, or choose another output folder")
-        try:
-            old = json.loads(cfg_path.read_text())
-        except (OSError, ValueError):
-            raise TrainingError(f"{cfg_path}: missing or unreadable; cannot resume this run") from None
-        diff = _same_run(old, record)
-        if diff is not None:
-            raise TrainingError(f"{run}: was started with another {diff}; resume it with the same "
-                                "settings or choose another output folder")
-    run.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(cfg_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    with claim_folder(run, "training run", TrainingError):
+        if ckpt_path.exists() or model_path.exists():
+            if not resume:
+                raise TrainingError(f"{run}: already holds a training run; add --resume to continue "
+                                    "it, or choose another output folder")
+            try:
+                old = json.loads(cfg_path.read_text())
+            except (OSError, ValueError):
+                raise TrainingError(f"{cfg_path}: missing or unreadable; cannot resume this run") from None
+            diff = _same_run(old, record)
+            if diff is not None:
+                raise TrainingError(f"{run}: was started with another {diff}; resume it with the same "
+                                    "settings or choose another output folder")
+        run.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(cfg_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
-    if resume and ckpt_path.exists():
-        state, info = _load_checkpoint(ckpt_path)
-        if state["theta"].shape != (layout.size,):
-            raise ModelFileError(f"{ckpt_path}: {state['theta'].size} parameters, the config needs "
-                                 f"{layout.size}")
-        spsa = Spsa.from_state(objective, state)
-    else:
-        if init_theta is not None:
-            theta0, info = np.array(init_theta, dtype=np.float64), {"init": init_name}
+        if resume and ckpt_path.exists():
+            state, info = _load_checkpoint(ckpt_path)
+            if state["theta"].shape != (layout.size,):
+                raise ModelFileError(f"{ckpt_path}: {state['theta'].size} parameters, the config needs "
+                                     f"{layout.size}")
+            spsa = Spsa.from_state(objective, state)
         else:
-            theta0, info = initial_model(config, [it.pattern for it in train_items], options,
-                                         progress=warm_start_progress)
-        info = dict(info)
-        gains = options.gains
-        if options.calibrate_step is not None:
-            g = options.gains
-            gains = calibrate(objective, theta0, n_iters=max(options.iters, 1),
-                              target_step=options.calibrate_step, averaging=options.averaging,
-                              seed=options.seed, c=g.c, alpha=g.alpha, gamma=g.gamma)
-            info["calibrated_gains"] = gains.to_dict()
-        spsa = Spsa(objective, theta0, gains=gains, maximize=True, seed=options.seed,
-                    averaging=options.averaging, blocking=options.blocking, mask=mask)
-        spsa.k = options.first_iteration
-        info["vstoi_initial"] = float(vstoi(spsa.theta[None, :], 0)[0]) \
-            if options.batch_size is None else None
-        _save_checkpoint(ckpt_path, spsa, info)
-        if log_path.exists():
-            log_path.unlink()
-    _truncate_log(log_path, spsa.k)
+            if init_theta is not None:
+                theta0, info = np.array(init_theta, dtype=np.float64), {"init": init_name}
+            else:
+                theta0, info = initial_model(config, [it.pattern for it in train_items], options,
+                                             progress=warm_start_progress)
+            info = dict(info)
+            gains = options.gains
+            if options.calibrate_step is not None:
+                g = options.gains
+                gains = calibrate(objective, theta0, n_iters=max(options.iters, 1),
+                                  target_step=options.calibrate_step, averaging=options.averaging,
+                                  seed=options.seed, c=g.c, alpha=g.alpha, gamma=g.gamma)
+                info["calibrated_gains"] = gains.to_dict()
+            spsa = Spsa(objective, theta0, gains=gains, maximize=True, seed=options.seed,
+                        averaging=options.averaging, blocking=options.blocking, mask=mask)
+            spsa.k = options.first_iteration
+            info["vstoi_initial"] = float(vstoi(spsa.theta[None, :], 0)[0]) \
+                if options.batch_size is None else None
+            _save_checkpoint(ckpt_path, spsa, info)
+            if log_path.exists():
+                log_path.unlink()
+        _truncate_log(log_path, spsa.k)
 
-    start_k, t0 = spsa.k, time.monotonic()
-    end_k = options.first_iteration + options.iters
-    new_log = not log_path.exists()
-    with _Interrupts().installed() as interrupts, open(log_path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, lineterminator="\n")
-        if new_log:
-            writer.writeheader()
-        consistent = True  # theta, RNG state, k and the log rows agree (a checkpoint may be taken)
-        try:
-            while spsa.k < end_k:
-                consistent = False
-                rec = spsa.step()
-                current = getattr(objective, "last_base", 0.5 * (rec.y_plus + rec.y_minus))
-                writer.writerow({"k": rec.k, "a_k": f"{rec.a_k:.6g}", "c_k": f"{rec.c_k:.6g}",
-                                 "y_plus": f"{rec.y_plus:.6f}", "y_minus": f"{rec.y_minus:.6f}",
-                                 "vstoi": f"{current:.6f}",
-                                 "accepted": int(rec.accepted), "step_norm": f"{rec.step_norm:.4g}",
-                                 "seconds": f"{time.monotonic() - t0:.3f}"})
-                consistent = True
-                if spsa.k % options.checkpoint_every == 0 or spsa.k == end_k:
+        start_k, t0 = spsa.k, time.monotonic()
+        end_k = options.first_iteration + options.iters
+        new_log = not log_path.exists()
+        with _Interrupts().installed() as interrupts, open(log_path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, lineterminator="\n")
+            if new_log:
+                writer.writeheader()
+            consistent = True  # theta, RNG state, k and the log rows agree (a checkpoint may be taken)
+            try:
+                while spsa.k < end_k:
+                    consistent = False
+                    rec = spsa.step()
+                    current = getattr(objective, "last_base", 0.5 * (rec.y_plus + rec.y_minus))
+                    writer.writerow({"k": rec.k, "a_k": f"{rec.a_k:.6g}", "c_k": f"{rec.c_k:.6g}",
+                                     "y_plus": f"{rec.y_plus:.6f}", "y_minus": f"{rec.y_minus:.6f}",
+                                     "vstoi": f"{current:.6f}",
+                                     "accepted": int(rec.accepted), "step_norm": f"{rec.step_norm:.4g}",
+                                     "seconds": f"{time.monotonic() - t0:.3f}"})
+                    consistent = True
+                    if spsa.k % options.checkpoint_every == 0 or spsa.k == end_k:
+                        fh.flush()
+                        _save_checkpoint(ckpt_path, spsa, info)
+                    if progress is not None:
+                        info_text = f"it {spsa.k} VSTOI {current:.4f}"
+                        if hasattr(objective, "last_perturbed"):
+                            info_text += f" pruned {objective.last_perturbed:.4f}"
+                        progress(spsa.k - start_k, end_k - start_k, info_text)
+                    interrupts.check()
+            except KeyboardInterrupt:
+                if consistent:  # else the last periodic checkpoint stands (resume truncates the log)
                     fh.flush()
                     _save_checkpoint(ckpt_path, spsa, info)
-                if progress is not None:
-                    info_text = f"it {spsa.k} VSTOI {current:.4f}"
-                    if hasattr(objective, "last_perturbed"):
-                        info_text += f" pruned {objective.last_perturbed:.4f}"
-                    progress(spsa.k - start_k, end_k - start_k, info_text)
-                interrupts.check()
-        except KeyboardInterrupt:
-            if consistent:  # else the last periodic checkpoint stands (resume truncates the log)
-                fh.flush()
-                _save_checkpoint(ckpt_path, spsa, info)
-            raise
-    final = vstoi.evaluate(spsa.theta)
-    meta = {"seed": options.seed, "iterations": int(spsa.k - options.first_iteration),
-            "train_vstoi": float(final.mean()),
-            "train_items": vstoi.n_items, **{k: v for k, v in info.items() if v is not None}}
-    if stage is not None:
-        meta["stage"] = stage
-    return save_model(model_path, spsa.theta, layout, config.to_dict(), meta, mask=spsa.mask)
+                raise
+        final = vstoi.evaluate(spsa.theta)
+        meta = {"seed": options.seed, "iterations": int(spsa.k - options.first_iteration),
+                "train_vstoi": float(final.mean()),
+                "train_items": vstoi.n_items, **{k: v for k, v in info.items() if v is not None}}
+        if stage is not None:
+            meta["stage"] = stage
+        return save_model(model_path, spsa.theta, layout, config.to_dict(), meta, mask=spsa.mask)
 
 
 def train_stage(run_dir: Path, name: str, train_items: Sequence[Any], theta: np.ndarray,
@@ -367,7 +368,7 @@ def open_run_folder(run_dir: str | os.PathLike, describe: dict[str, Any], resume
     run = Path(run_dir)
     if run.exists() and not run.is_dir():
         raise TrainingError(f"{run}: exists and is not a folder (the output names a run folder)")
-    existed = run.exists() and any(run.iterdir())
+    existed = run.exists() and any(p.name != LOCK_NAME for p in run.iterdir())
     if existed:
         if not resume:
             raise TrainingError(f"{run}: already holds a {what}; add --resume to continue it, "

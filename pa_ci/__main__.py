@@ -1,0 +1,4 @@
+"""``python -m pa_ci``: the ``pa-ci`` command line."""
+from .cli import main
+
+main()
