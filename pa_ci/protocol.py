@@ -30,6 +30,7 @@ A run lives in a folder (resumable, every stage a :func:`pa_ci.training.train` r
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -47,7 +48,7 @@ from .params import ModelFile, load_model, save_model
 from .prune import (PERTURBATIONS, PruningAwareObjective, check_rate, check_scope,
                     eligible_mask, magnitude_mask)
 from .spsa import Gains
-from .training import TrainOptions, open_run_folder, train_stage
+from .training import MAX_ITERATIONS, TrainOptions, open_run_folder, train_stage
 
 __all__ = ["METHODS", "RunSpec", "JobContext", "run_protocol", "run_one", "part_counts",
            "FINETUNE_SEED_OFFSET"]
@@ -83,12 +84,16 @@ class RunSpec:
                                  f"{', '.join(PERTURBATIONS)}")
         for name in ("pa_iters", "finetune_iters"):
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
-                raise ParameterError(f"{name.replace('_', '-')} must be an integer >= 0, got {v!r}")
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v <= MAX_ITERATIONS:
+                raise ParameterError(f"{name.replace('_', '-')} must be an integer in 0..{MAX_ITERATIONS}, "
+                                     f"got {v!r}")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or \
+                not 0 <= self.seed < 2 ** 63 - FINETUNE_SEED_OFFSET:
+            raise ParameterError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.method == "pa" and self.pa_iters < 1:
             raise ParameterError("the pa method needs --pa-iters >= 1 (Eq. 6 divides by n_max)")
-        if not (self.lam >= 0):
-            raise ParameterError(f"lambda must be >= 0, got {self.lam!r}")
+        if not (self.lam >= 0 and math.isfinite(self.lam)):
+            raise ParameterError(f"lambda must be a finite number >= 0, got {self.lam!r}")
 
     @property
     def finetune_total(self) -> int:
@@ -154,6 +159,23 @@ def part_counts(theta: np.ndarray, config: FraeConfig) -> dict[str, int]:
     return out
 
 
+def _check_before_claiming(model: ModelFile, spec: RunSpec, train_items: Sequence[Any],
+                           eval_items: Sequence[Any], batch_size: int | None) -> None:
+    """Everything that can fail about a run's inputs, checked before its folder is created."""
+    if not train_items or not eval_items:
+        raise ParameterError("a pruning run needs train and evaluation items")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or not 1 <= batch_size <= len(train_items)):
+        raise ParameterError(f"batch size must be 1..{len(train_items)} (the number of train items), "
+                             f"got {batch_size!r}")
+    if model.mask is not None:
+        layout = frae_layout(FraeConfig.from_dict(model.config))
+        eligible = eligible_mask(layout, spec.scope)
+        if not np.any(model.mask & eligible):
+            raise ParameterError(f"{model.path}: its mask has already pruned every {spec.scope} weight; "
+                                 "nothing is left to prune or train")
+
+
 def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
                  train_items: Sequence[Any], eval_items: Sequence[Any],
                  gains: Gains | None = None, batch_size: int | None = None,
@@ -173,11 +195,17 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
     layout = frae_layout(config)
     if model.layout != layout:
         raise ParameterError(f"{model.path}: the model's layout is not the FRAE layout of its config")
+    _check_before_claiming(model, spec, train_items, eval_items, batch_size)
     describe = {"spec": spec.to_dict(), "gains": gains.to_dict(), "batch_size": batch_size,
                 "model_hash": model.hash}
     with claim_folder(run, "pruning run", TrainingError):
         if open_run_folder(run, describe, resume, what="pruning run") and result_path.exists():
-            return json.loads(result_path.read_text())
+            try:
+                return json.loads(result_path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError):
+                raise TrainingError(f"{result_path}: unreadable run result (corrupt or edited); "
+                                    "delete it and --resume again to recompute it from the "
+                                    "finished stages") from None
 
         evaluator = VstoiObjective(eval_items, config)
         eligible = eligible_mask(layout, spec.scope)

@@ -83,11 +83,15 @@ from .params import Layout, ModelFile, save_model
 from .protocol import part_counts
 from .sensitivity import level_mask, tensor_std
 from .spsa import Gains
-from .training import ProgressFn, TrainOptions, open_run_folder, train_stage
+from .training import MAX_ITERATIONS, ProgressFn, TrainOptions, open_run_folder, train_stage
 from .yaml_subset import YamlError, YamlList, YamlMap, loads
 
 __all__ = ["ScheduleError", "Policy", "Schedule", "PRUNERS", "LR_SCHEDULERS", "load_schedule",
            "parse_schedule", "agp_sparsity", "run_schedule", "DEFAULT_ITERATIONS_PER_EPOCH"]
+
+#: Largest epoch number a schedule may name (and most epochs a run may have): a bound against
+#: typos such as 10**12 that would run until killed.
+MAX_EPOCHS = 100_000
 
 #: SPSA iterations per schedule "epoch" when neither the file nor the CLI sets it.
 DEFAULT_ITERATIONS_PER_EPOCH = 100
@@ -531,8 +535,10 @@ def parse_schedule(text: str, layout: Layout, path: str | os.PathLike | None = N
 
 def _epoch_int(node: YamlMap, key: str, minimum: int, owner: str, where: _Where) -> int:
     v = node[key]
-    if not (_is_int(v) and v >= minimum):
-        raise where.error(_line(node, key), f"{owner}: {key} is {v!r}; expected an integer >= {minimum}")
+    top = MAX_ITERATIONS if key == "iterations_per_epoch" else MAX_EPOCHS
+    if not (_is_int(v) and minimum <= v <= top):
+        raise where.error(_line(node, key), f"{owner}: {key} is {v!r}; expected an integer in "
+                                            f"{minimum}..{top}")
     return v
 
 
@@ -573,7 +579,7 @@ def _policies(doc: YamlMap, pruners: dict, lr: dict, where: _Where) -> list[Poli
                 if key in item:
                     raise where.error(_line(item, key), f"{owner}: {key} cannot be combined with epochs")
             ep = item["epochs"]
-            if not (isinstance(ep, list) and ep and all(_is_int(e) and e >= 0 for e in ep)):
+            if not (isinstance(ep, list) and ep and all(_is_int(e) and 0 <= e <= MAX_EPOCHS for e in ep)):
                 raise where.error(_line(item, "epochs"), f"{owner}: epochs must be a non-empty list "
                                   "of integers >= 0")
             if len(set(ep)) != len(ep):
@@ -612,9 +618,15 @@ def load_schedule(path: str | os.PathLike, layout: Layout) -> Schedule:
     """Read and check a schedule file (see the module docstring for the format)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeError) as exc:
+        data = p.read_bytes()
+    except OSError as exc:
         raise ScheduleError(f"{p}: cannot read the schedule ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ScheduleError(f"{p}:{line}: byte {exc.start} is not valid UTF-8; expected a UTF-8 "
+                            "YAML schedule (re-save the file as UTF-8)") from None
     return parse_schedule(text, layout, p)
 
 
@@ -667,8 +679,11 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
                            DEFAULT_ITERATIONS_PER_EPOCH) if v is not None)
     last = schedule.pruning_epochs[-1]
     n_epochs = epochs if epochs is not None else (schedule.epochs or last + 1)
-    if ipe < 0:
-        raise ParameterError(f"iterations per epoch must be >= 0, got {ipe}")
+    if not 0 <= ipe <= MAX_ITERATIONS:
+        raise ParameterError(f"iterations per epoch must be in 0..{MAX_ITERATIONS}, got {ipe}")
+    if not 1 <= n_epochs <= MAX_EPOCHS or ipe * n_epochs > MAX_ITERATIONS:
+        raise ParameterError(f"{n_epochs} epochs of {ipe} iterations; expected at most {MAX_EPOCHS} "
+                             f"epochs and {MAX_ITERATIONS} iterations in all")
     if n_epochs <= last:
         raise ParameterError(f"{n_epochs} epochs run, but the schedule prunes at epoch {last}; "
                              f"run at least {last + 1}")

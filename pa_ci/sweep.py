@@ -79,6 +79,27 @@ def _default_runner() -> Runner:
 
 
 # ----------------------------------------------------------------------------- planning
+#: Upper bound on the rates of one sweep (the paper's grid has 19); more is a typo, not a plan.
+MAX_RATES = 1000
+
+
+def parse_scheduler(address: str) -> str:
+    """A Dask scheduler address ``tcp://HOST:PORT`` (or ``HOST:PORT``), checked without
+    connecting: ParameterError naming what is wrong otherwise."""
+    expected = "expected tcp://HOST:PORT, e.g. tcp://127.0.0.1:8786"
+    text = str(address).strip()
+    rest = text.split("://", 1)[1] if "://" in text else text
+    if "://" in text and not text.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise ParameterError(f"scheduler {address!r}: unknown protocol; {expected}")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host:
+        raise ParameterError(f"scheduler {address!r}: no port; {expected}")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ParameterError(f"scheduler {address!r}: port {port!r} is not a number in 1..65535; "
+                             f"{expected}")
+    return text
+
+
 def parse_rates(text: str | None = None) -> tuple[float, ...]:
     """Pruning rates from ``"START..STOP:STEP"`` (inclusive) or ``"R1,R2,..."``.
 
@@ -100,9 +121,16 @@ def parse_rates(text: str | None = None) -> tuple[float, ...]:
             if not (step > 0 and math.isfinite(step) and stop >= start):
                 raise ParameterError(f"rates {text!r}: need STEP > 0 and STOP >= START")
             n = int(math.floor((stop - start) / step + 1e-9))
+            if n + 1 > MAX_RATES:
+                raise ParameterError(f"rates {text!r}: {n + 1} rates; expected at most {MAX_RATES} "
+                                     "(a larger STEP)")
             values = [round(start + i * step, 10) for i in range(n + 1)]
         else:
             values = [round(float(part), 10) for part in text.split(",")]
+            if len(values) > MAX_RATES:
+                raise ParameterError(f"rates {text!r}: {len(values)} rates; expected at most {MAX_RATES}")
+    except ParameterError:
+        raise
     except ValueError:
         raise ParameterError(f"rates {text!r}: {syntax}") from None
     for rate in values:
@@ -470,30 +498,38 @@ def run_sweep(specs: Sequence[Any], job: Any, out_dir: str | os.PathLike, *,
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ParameterError(f"sweep workers: expected an integer >= 1, got {workers!r}")
+    if scheduler:
+        parse_scheduler(scheduler)
     dask = _dask() if scheduler else None  # fail before touching the folder
+    client = _connect(scheduler, dask[0]) if dask is not None else None
     out = Path(out_dir)
-    with claim_folder(out, "sweep", TrainingError):
-        rows = _prepare(specs, job, out)
-        todo = [s for s in specs if s.key() not in rows]
-        skipped = [s.key() for s in specs if s.key() in rows]
-        ledger = _Ledger(out, rows, len(todo), progress)
-        run = runner if runner is not None else _default_runner()
-        if dask is not None:
-            _run_dask(todo, job, run, scheduler, ledger, *dask)
-        elif workers == 1 or len(todo) <= 1:
-            for spec in todo:
-                try:
-                    result = run(spec, job)
-                except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
-                    ledger.error(spec, exc)
-                else:
-                    ledger.finished(spec, result)
-        else:
-            _run_pool(todo, job, run, min(workers, len(todo)), ledger)
-        ledger.write_failed()  # on normal completion: also clears a stale failed.json
-        parsed = [{k: _parse_cell(v) for k, v in row.items()}
-                  for row in sorted(rows.values(), key=_row_order)]
-        return SweepResult(out, parsed, ledger.done, skipped, ledger.failed)
+    try:
+        with claim_folder(out, "sweep", TrainingError):
+            rows = _prepare(specs, job, out)
+            todo = [s for s in specs if s.key() not in rows]
+            skipped = [s.key() for s in specs if s.key() in rows]
+            ledger = _Ledger(out, rows, len(todo), progress)
+            run = runner if runner is not None else _default_runner()
+            if dask is not None:
+                _run_dask(todo, job, run, client, ledger, dask[1])
+            elif workers == 1 or len(todo) <= 1:
+                for spec in todo:
+                    try:
+                        result = run(spec, job)
+                    except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
+                        ledger.error(spec, exc)
+                    else:
+                        ledger.finished(spec, result)
+            else:
+                _run_pool(todo, job, run, min(workers, len(todo)), ledger)
+            ledger.write_failed()  # on normal completion: also clears a stale failed.json
+            parsed = [{k: _parse_cell(v) for k, v in row.items()}
+                      for row in sorted(rows.values(), key=_row_order)]
+            return SweepResult(out, parsed, ledger.done, skipped, ledger.failed)
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
 
 def _available_cores() -> int:
@@ -562,14 +598,22 @@ def _dask() -> tuple[Any, Any]:
     return Client, as_completed
 
 
-def _run_dask(todo: list[Any], job: Any, run: Runner, scheduler: str, ledger: _Ledger,
-              Client: Any, as_completed: Any) -> None:  # noqa: N803 - the Dask names
+#: Seconds to wait for a Dask scheduler before giving up (Dask's default is 30).
+DASK_CONNECT_TIMEOUT = 10
+
+
+def _connect(scheduler: str, Client: Any) -> Any:  # noqa: N803 - the Dask name
+    """A client of ``scheduler``, connected before the sweep folder is touched."""
+    try:
+        return Client(scheduler, timeout=DASK_CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ParameterError(f"cannot reach the Dask scheduler {scheduler}: {_one_line(exc)}") from None
+
+
+def _run_dask(todo: list[Any], job: Any, run: Runner, client: Any, ledger: _Ledger,
+              as_completed: Any) -> None:
     if not todo:
         return
-    try:
-        client = Client(scheduler)
-    except (OSError, TimeoutError) as exc:
-        raise ParameterError(f"cannot reach the Dask scheduler {scheduler}: {_one_line(exc)}") from None
     tag = uuid.uuid4().hex[:8]  # keys must be unique on a shared scheduler
     futures: dict[Any, Any] = {}
     try:
@@ -593,9 +637,6 @@ def _run_dask(todo: list[Any], job: Any, run: Runner, scheduler: str, ledger: _L
         with contextlib.suppress(Exception):
             client.cancel(list(futures))
         raise
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
 
 
 # ----------------------------------------------------------------------------- summaries

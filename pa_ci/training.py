@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import signal
 import threading
@@ -39,6 +40,10 @@ from .frae import FraeConfig, frae_layout, init_params
 from .objective import VstoiObjective
 from .params import MODEL_FILENAME, ModelFile, load_model, save_model
 from .spsa import Gains, Spsa, calibrate
+
+#: Most SPSA iterations one run or stage may ask for (about 12 days at 0.1 s per iteration): a
+#: bound against typos such as 10**30 that would run until killed.
+MAX_ITERATIONS = 10_000_000
 
 ProgressFn = Callable[[int, int, str], None]
 LOG_FIELDS = ("k", "a_k", "c_k", "y_plus", "y_minus", "vstoi", "accepted", "step_norm", "seconds")
@@ -72,6 +77,22 @@ class TrainOptions:
     first_iteration: int = 0
 
     def __post_init__(self) -> None:
+        for name, top in (("iters", MAX_ITERATIONS), ("first_iteration", MAX_ITERATIONS),
+                          ("warm_start_steps", MAX_ITERATIONS), ("seed", 2 ** 63 - 1),
+                          ("checkpoint_every", MAX_ITERATIONS), ("averaging", 1000)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v > top:
+                raise ParameterError(f"{name.replace('_', ' ')} is {v!r}; expected an integer "
+                                     f"of at most {top}")
+        if self.seed < 0:
+            raise ParameterError(f"seed must be >= 0, got {self.seed}")
+        if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(
+                self.batch_size, (int, np.integer)) or self.batch_size < 1):
+            raise ParameterError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
+        if self.blocking is not None and not (math.isfinite(self.blocking) and self.blocking >= 0):
+            raise ParameterError(f"blocking threshold must be a finite number >= 0, got {self.blocking!r}")
+        if self.calibrate_step is not None and not math.isfinite(self.calibrate_step):
+            raise ParameterError(f"calibration step must be finite, got {self.calibrate_step!r}")
         if self.iters < 0:
             raise ParameterError(f"iterations must be >= 0, got {self.iters}")
         if self.checkpoint_every < 1:
@@ -171,8 +192,15 @@ def _truncate_log(path: Path, upto: int) -> None:
     """Keep the log rows of iterations < ``upto`` (a resumed run rewrites the lost ones)."""
     if not path.exists():
         return
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["k"]) < upto]
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh) if int(r["k"]) < upto]
+        if rows and set(rows[0]) != set(LOG_FIELDS):
+            raise ValueError("columns")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, csv.Error):
+        raise TrainingError(f"{path}: not a pa-ci training log (corrupt or edited); the checkpoint "
+                            "is intact: move the log aside and --resume again (its rows before "
+                            "the checkpoint are then lost), or start a new run") from None
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
     w.writeheader()

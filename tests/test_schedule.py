@@ -175,7 +175,7 @@ def line_of(text: str, needle: str) -> int:
 
 
 @pytest.mark.parametrize("text,needle,words", [
-    (schedule(SENS, policy(freq=0)), "frequency: 0", ["frequency", "integer >= 1"]),
+    (schedule(SENS, policy(freq=0)), "frequency: 0", ["frequency", "integer in 1..100000"]),
     (schedule(SENS, policy(start=4, end=4)), "ending_epoch: 4", ["ending_epoch", "exclusive"]),
     (schedule(SENS, policy(start=5, end=3)), "ending_epoch: 3", ["ending_epoch 3 <= starting_epoch 5"]),
     (schedule(SENS, policy(name="p9")), "instance_name: p9", ["'p9' is not defined"]),
