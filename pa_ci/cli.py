@@ -298,23 +298,45 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
 @cli.command("eval")
 @click.argument("model", type=click.Path(path_type=Path), required=False)
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@click.option("--export", "export_file", type=click.Path(path_type=Path), default=None,
+              help="A sparse export of MODEL (pa-ci export) to score instead: its dequantised "
+                   "weights on the side(s) it carries, MODEL's float64 weights elsewhere.")
 @_tiny_option
 @_json_option
-def eval_command(model: Path | None, split: str, tiny: bool, as_json: bool) -> None:
+def eval_command(model: Path | None, split: str, export_file: Path | None, tiny: bool,
+                 as_json: bool) -> None:
     """Mean VSTOI of MODEL's coded patterns (default: the shipped model) next to the uncoded
-    reference VSTOI, with the bit rate and the index entropy."""
-    from .codec import evaluate, load_codec
-    codec = load_codec(model)
+    reference VSTOI, with the bit rate and the index entropy.
+
+    MODEL may be a whole-model export (pa-ci export --part whole); with --export, the export's
+    VSTOI is shown next to the float64 model's (pa_ci.codec.evaluate_export)."""
+    from .codec import _is_export, evaluate, evaluate_export, load_codec, load_export_for
+    if _is_export(model) and export_file is None:
+        export_file, codec = model, None
+    else:
+        codec = load_codec(model)
+    export = None if export_file is None else load_export_for(export_file, codec)
     dataset = _dataset(tiny)
-    r = evaluate(codec, dataset.split(split))
+    if export is None:
+        r = evaluate(codec, dataset.split(split))
+    else:
+        r = evaluate_export(export, dataset.split(split), codec, name=str(export_file))
     r["split"] = split
-    text = (f"{r['model']} ({r['n_weights']} weights + {r['n_parameters'] - r['n_weights']} codebook "
+    what = (f"{r['model']}" if export is None else
+            f"{export_file} ({export.part} part, {export.values} values"
+            + (f", of {r['model']})" if codec is not None else ")"))
+    text = (f"{what} ({r['n_weights']} weights + {r['n_parameters'] - r['n_weights']} codebook "
             f"entries), {split} split, {r['n_items']} items, {r['seconds']:.0f} s\n"
             f"  VSTOI coded {r['vstoi']:.4f}   reference (uncoded ACE) {r['reference_vstoi']:.4f}   "
-            f"gap {r['vstoi_gap']:+.4f}\n"
-            f"  bit rate {r['bitrate_bps']:.0f} bit/s nominal, {r['measured_bitrate_bps']:.0f} bit/s "
-            f"measured (streams with headers); index entropy {r['index_entropy_bits']:.2f} bit "
-            f"({r['entropy_bitrate_bps']:.0f} bit/s), {r['codewords_used']} codewords used")
+            f"gap {r['vstoi_gap']:+.4f}\n")
+    if "vstoi_loss" in r:
+        text += (f"  float64 model {r['vstoi_float64']:.4f}   loss {r['vstoi_loss']:+.4f}   "
+                 f"same index on {r['index_agreement']:.1%} of frames"
+                 + (f"   (open loop, float64 encoder copy: {r['vstoi_open_loop']:.4f})"
+                    if "vstoi_open_loop" in r else "") + "\n")
+    text += (f"  bit rate {r['bitrate_bps']:.0f} bit/s nominal, {r['measured_bitrate_bps']:.0f} bit/s "
+             f"measured (streams with headers); index entropy {r['index_entropy_bits']:.2f} bit "
+             f"({r['entropy_bitrate_bps']:.0f} bit/s), {r['codewords_used']} codewords used")
     _emit(as_json, r, text)
 
 
@@ -563,6 +585,12 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
     if target_sparsity is not None and \
             ctx.get_parameter_source("tolerance") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("give --tolerance or --target-sparsity, not both")
+    if not (math.isfinite(tolerance) and tolerance >= 0):  # checked before any work is done
+        raise click.BadParameter(f"{tolerance!r}; expected a finite number >= 0",
+                                 param_hint="--tolerance")
+    if target_sparsity is not None and not (math.isfinite(target_sparsity) and 0 < target_sparsity < 1):
+        raise click.BadParameter(f"{target_sparsity!r}; expected a number in (0, 1)",
+                                 param_hint="--target-sparsity")
     source = _load_model_arg(model)
     levels = sens.sparsity_levels(*sense_range)
     names = None if tensors is None else [t.strip() for t in tensors.split(",") if t.strip()]
@@ -662,29 +690,66 @@ def report_command(model: Path | None, as_json: bool) -> None:
 
 @cli.command("export")
 @click.argument("model", type=click.Path(path_type=Path), required=False)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Export file to write (e.g. decoder.bin).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Export file to write (e.g. decoder.pacx); with --format c, a folder.")
 @click.option("--part", type=click.Choice(["decoder", "encoder", "whole"]), default="decoder",
               show_default=True, help="decoder: what a CI receiver needs (codebook + dec.*).")
-@click.option("--values", type=click.Choice(["float32", "float16", "int8"]), default="float32",
-              show_default=True, help="Value type of the stored parameters.")
+@click.option("--values", type=click.Choice(["float32", "float16", "int8", "int8-row", "int16-row"]),
+              default="float32", show_default=True,
+              help="Value type of the stored parameters (int8: one scale per tensor; -row: one "
+                   "scale per weight row).")
+@click.option("--format", "fmt", type=click.Choice(["pacx", "c"]), default="pacx", show_default=True,
+              help="pacx: the sparse file; c: OUTPUT/NAME.h + OUTPUT/NAME.c (C99, pa_ci.firmware).")
+@click.option("--name", default="frae", show_default=True, help="C name prefix (--format c).")
+@click.option("--check", is_flag=True,
+              help="Also score the export on the test split against the float64 model.")
+@_tiny_option
 @_json_option
-def export_command(model: Path | None, output: Path, part: str, values: str, as_json: bool) -> None:
+def export_command(model: Path | None, output: Path, part: str, values: str, fmt: str, name: str,
+                   check: bool, tiny: bool, as_json: bool) -> None:
     """Write one part of MODEL (default: the shipped model) as a compact sparse file for
     firmware (format: pa_ci.export): matrix weights as bitmap or index list + non-zero values,
-    biases and codebook dense. Prints its size against the 32 kB smallest hearing-aid memory."""
-    from .export import MEMORY_BUDGET_BYTES, write_export
-    from .frae import FraeConfig
-    m = _load_model_arg(model)
-    info = write_export(output, m.theta, FraeConfig.from_dict(m.config), part=part, values=values,
+    biases and codebook dense. Prints its size against the 32 kB smallest hearing-aid memory.
+    With --format c, the same weights as a self-contained C99 decoder / encoder."""
+    from .codec import load_codec
+    from .export import MEMORY_BUDGET_BYTES, export_bytes, from_bytes, write_export
+    codec = load_codec(model)
+    m = codec.model
+    if fmt == "c":
+        from .firmware import write_c
+        files = write_c(output, m.theta, codec.config, part=part, values=values, name=name,
                         model_hash=m.hash)
-    d = {**info.to_dict(), "model": str(m.path), "model_hash": m.hash,
-         "budget_fraction": info.n_bytes / MEMORY_BUDGET_BYTES}
-    text = (f"wrote {info.path}: {part} part, {values} values, {info.n_bytes} bytes = "
-            f"{d['budget_fraction']:.1%} of the {MEMORY_BUDGET_BYTES // 1024} kB budget "
-            f"(dense float32 {info.dense_float32_bytes} bytes)\n"
-            f"  {info.nonzero_weights} of {info.n_weights} matrix weights stored, "
-            f"{info.n_dense} biases + codebook entries; max |error| {info.max_abs_error:.3g}")
+        d = {**files.to_dict(), "model": str(m.path), "model_hash": m.hash, "format": "c"}
+        text = (f"wrote {files.paths[0]} and {files.paths[1]}: {part} part, {values} values, "
+                f"{files.weight_bytes} bytes of weights "
+                f"({files.weight_bytes / MEMORY_BUDGET_BYTES:.1%} of the "
+                f"{MEMORY_BUDGET_BYTES // 1024} kB budget), {files.macs['macs']} multiply-adds "
+                f"and {files.macs['exp']} exp per frame")
+        exported = from_bytes(export_bytes(m.theta, codec.config, part=part, values=values,
+                                           model_hash=m.hash), str(output))
+    else:
+        info = write_export(output, m.theta, codec.config, part=part, values=values,
+                            model_hash=m.hash)
+        d = {**info.to_dict(), "model": str(m.path), "model_hash": m.hash, "format": "pacx",
+             "budget_fraction": info.n_bytes / MEMORY_BUDGET_BYTES}
+        text = (f"wrote {info.path}: {part} part, {values} values, {info.n_bytes} bytes = "
+                f"{d['budget_fraction']:.1%} of the {MEMORY_BUDGET_BYTES // 1024} kB budget "
+                f"(dense float32 {info.dense_float32_bytes} bytes)\n"
+                f"  {info.nonzero_weights} of {info.n_weights} matrix weights stored, "
+                f"{info.n_dense} biases + codebook entries; max |error| {info.max_abs_error:.3g}")
+        exported = None
+    if check:
+        from .codec import evaluate_export
+        from .export import read_export
+        exported = exported if exported is not None else read_export(output)
+        r = evaluate_export(exported, _dataset(tiny).split("test"), codec, name=str(output))
+        d["check"] = {k: r[k] for k in ("vstoi", "vstoi_float64", "vstoi_loss",
+                                        "index_agreement", "n_items") if k in r}
+        if "vstoi_open_loop" in r:
+            d["check"]["vstoi_open_loop"] = r["vstoi_open_loop"]
+        text += (f"\n  test split ({r['n_items']} items): VSTOI {r['vstoi']:.4f}, float64 model "
+                 f"{r['vstoi_float64']:.4f}, loss {r['vstoi_loss']:+.4f}; same index on "
+                 f"{r['index_agreement']:.1%} of frames")
     _emit(as_json, d, text)
 
 
@@ -796,6 +861,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the click group and maps every failure to one ``error:`` line."""
     warnings.showwarning = _showwarning
     debug = bool(os.environ.get("PA_CI_DEBUG"))
+    threads = os.environ.get("NUMBA_NUM_THREADS")
+    if threads is not None and not (threads.strip().isdigit() and int(threads) >= 1):
+        _fail(f"environment variable NUMBA_NUM_THREADS={threads!r}; expected a positive integer "
+              "(threads for the compiled kernels) or unset it")
     try:
         cli.main(args=argv, prog_name="pa-ci", standalone_mode=False)
     except PaCiError as exc:

@@ -24,8 +24,10 @@ Header, :data:`HEADER_SIZE` = 52 bytes:
 offset  size  field           meaning
 ======  ====  ==============  ===================================================================
 0       4     magic           ``b"PACX"``
-4       1     version         u8, :data:`FORMAT_VERSION` = 1
-5       1     value_type      u8: 0 = float32, 1 = float16, 2 = int8 (:data:`VALUE_TYPES`)
+4       1     version         u8: 1 for value types 0..2, 2 for value types 3..4
+                              (:data:`FORMAT_VERSION` = 2 is the newest; both are read)
+5       1     value_type      u8: 0 = float32, 1 = float16, 2 = int8, 3 = int8-row,
+                              4 = int16-row (:data:`VALUE_TYPES`)
 6       1     part            u8: 0 = decoder, 1 = encoder, 2 = whole (:data:`PARTS`)
 7       1     flags           u8: bit 0 = ``model_hash`` is set; bits 1-7 must be 0
 8       2     n_channels      u16, FraeConfig.n_channels (C)
@@ -43,12 +45,23 @@ offset  size  field           meaning
 48      4     header_crc      CRC-32 of header bytes 0..47 (covers payload_crc too)
 ======  ====  ==============  ===================================================================
 
-Payload: one record per tensor of the part, in layout order, no padding (values are not
-aligned: read them with memcpy). ``vb`` = bytes per value (4 float32, 2 float16, 1 int8);
-values are ``<f4``, ``<f2`` or ``i1``. A tensor of ``n`` entries is flattened row-major (C
-order, the order of ``theta``).
+Version 1 is version 2 restricted to value types 0..2: a file of those types is written as
+version 1, byte for byte as before version 2 existed, so older readers keep reading it; a
+file with a per-row type says version 2, which a version-1 reader refuses by its version
+(not by an unknown value type).
 
-1. ``int8`` only: the tensor's scale ``s``, float32 (4 bytes); value ``q`` means ``q * s``.
+Payload: one record per tensor of the part, in layout order, no padding (values are not
+aligned: read them with memcpy). ``vb`` = bytes per value (4 float32, 2 float16, 1 int8 and
+int8-row, 2 int16-row); values are ``<f4``, ``<f2``, ``i1`` or ``<i2``. A tensor of ``n``
+entries is flattened row-major (C order, the order of ``theta``); a weight of shape
+(rows, cols) maps ``cols`` inputs to ``rows`` outputs, so a row is one output unit.
+
+1. Scales (quantised types only; value ``q`` means ``q * s``):
+
+   - ``int8``: every tensor: its scale ``s``, float32 (4 bytes);
+   - ``int8-row`` / ``int16-row``: a weight: one scale per row, ``rows`` float16 values
+     (``<f2``, 2 bytes each; row r's values mean ``q * s_r``); a bias or the codebook: one
+     float32 scale for the tensor, as for ``int8``.
 2. Weights only: an encoding byte, then
 
    - ``0`` dense: ``n`` values;
@@ -72,8 +85,16 @@ codebook included; per entry, w = float64 value, w' = value read back):
 - ``float16``: w' = float16(w); |w - w'| <= max(2^-11 |w|, 2^-25); |w| must be <= 65504.
 - ``int8``: per tensor, s = float32(max|w| / 127), q = clip(round_half_even(w / s), -127, 127),
   w' = q s; |w - w'| <= max(s / 2, 127 * 2^-150) (i.e. max|w| / 254 for any normal scale).
+- ``int8-row`` (``Q`` = 127) / ``int16-row`` (``Q`` = 32767, Q15-like): a weight's row r has
+  s_r = the float16 nearest max_r|w| / Q, rounded up to the next float16 when it is below (so
+  |q| <= Q without clipping), q = round_half_even(w / s_r), w' = q s_r; |w - w'| <= s_r / 2
+  <= (1 + 2^-10) max_r|w| / (2Q) for a normal float16 scale (max_r|w| >= 2^-14 Q), else
+  <= max_r|w| / (2Q) + 2^-25. A row of zeros has s_r = 0. Biases and the codebook: one
+  float32 scale per tensor as for ``int8`` with ``Q``. max_r|w| / Q must be <= 65504.
+  Per-row scales follow each output unit's own range (the rows of a GRU weight differ by
+  gate and unit), which is what keeps VSTOI at 8 bits (``examples/quantisation``).
 
-Weights that quantise to 0 (|w| < 2^-25 for float16, |w| < s/2 for int8, float32
+Weights that quantise to 0 (|w| < 2^-25 for float16, |w| < s/2 for the integer types, float32
 underflow) are dropped from the sparse pattern, so the loaded theta's zeros are exactly the
 bitmap; :attr:`ExportInfo.flushed_weights` counts them (0 for float32 on any trained model).
 
@@ -99,18 +120,22 @@ from .errors import ModelFileError, ParameterError
 from .frae import FraeConfig, _one_theta, frae_layout
 from .params import Layout, TensorSpec
 
-__all__ = ["MAGIC", "FORMAT_VERSION", "HEADER_SIZE", "PARTS", "VALUE_TYPES", "ENCODINGS",
-           "MEMORY_BUDGET_BYTES", "ExportInfo", "ExportedModel", "part_mask", "export_bytes",
+__all__ = ["MAGIC", "FORMAT_VERSION", "HEADER_SIZE", "PARTS", "VALUE_TYPES", "ROW_TYPES", "ENCODINGS",
+           "MEMORY_BUDGET_BYTES", "ExportInfo", "ExportedModel", "StoredTensor", "part_mask",
+           "stored_tensors", "export_bytes",
            "write_export", "from_bytes", "read_export"]
 
 #: First four bytes of every export file.
 MAGIC = b"PACX"
-#: Format version written by this module (the only one it reads).
-FORMAT_VERSION = 1
+#: Newest format version (written for the per-row value types; version 1 for the others).
+#: Both 1 and 2 are read.
+FORMAT_VERSION = 2
 #: Parts that can be exported (the index is the header's part code).
 PARTS = ("decoder", "encoder", "whole")
 #: Value types (the index is the header's value type code).
-VALUE_TYPES = ("float32", "float16", "int8")
+VALUE_TYPES = ("float32", "float16", "int8", "int8-row", "int16-row")
+#: Value types with one scale per weight row (format version 2) -> their largest |q|.
+ROW_TYPES = {"int8-row": 127, "int16-row": 32767}
 #: Weight encodings (the index is the record's encoding byte).
 ENCODINGS = ("dense", "bitmap", "list")
 #: Memory budget of the target: hearing-aid / CI processors "offer tiny amounts of on-chip
@@ -128,7 +153,10 @@ _PART_TENSORS = {  # part -> predicate on a TensorSpec: does the part carry this
     "encoder": lambda s: s.part in ("encoder", "codebook") or s.name.startswith("dec.gru."),
     "whole": lambda s: True,
 }
-_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1")}
+_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "int8": np.dtype("i1"),
+           "int8-row": np.dtype("i1"), "int16-row": np.dtype("<i2")}
+#: Largest |q| of the integer value types (the one-per-tensor scales use it too).
+_QMAX = {"int8": 127, **ROW_TYPES}
 _U16, _U32 = 2**16 - 1, 2**32 - 1
 _FLAG_HASH = 1
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -209,27 +237,53 @@ def part_mask(config: FraeConfig, part: str) -> np.ndarray:
     return out
 
 
-def _quantise(w: np.ndarray, values: str, name: str) -> tuple[np.ndarray, float | None]:
-    """Stored values of one flat float64 tensor (and the int8 scale); ParameterError on overflow."""
-    if values == "int8":
+def _row_scales(w: np.ndarray, qmax: int, name: str) -> np.ndarray:
+    """float16 per-row scales of a (rows, cols) tensor: max_r|w| / qmax rounded up to a float16."""
+    m = np.max(np.abs(w), axis=1) if w.shape[1] else np.zeros(w.shape[0])
+    s = m / qmax
+    if np.any(s > 65504):
+        raise ParameterError(f"tensor {name} has a row with max |w| = {float(m.max()):.3g}; too "
+                             f"large for a float16 row scale (at most {65504 * qmax:.3g})")
+    s16 = s.astype(np.float16)
+    low = s16.astype(np.float64) < s
+    s16[low] = np.nextafter(s16[low], np.float16(np.inf))
+    return s16
+
+
+def _quantise(w: np.ndarray, values: str, name: str,
+              shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, bytes, np.ndarray | None]:
+    """(stored values, scale bytes, per-entry float64 scale or None) of one flat float64 tensor.
+
+    ``shape`` (rows, cols) is given for a weight tensor: the per-row types scale it by row.
+    ParameterError on overflow."""
+    dtype = _DTYPES[values]
+    if values in ROW_TYPES and shape is not None:
+        qmax = ROW_TYPES[values]
+        s16 = _row_scales(w.reshape(shape), qmax, name)
+        per = np.repeat(s16.astype(np.float64), shape[1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(per > 0, np.rint(w / np.where(per > 0, per, 1.0)), 0.0)
+        return np.clip(q, -qmax, qmax).astype(dtype), s16.astype("<f2").tobytes(), per
+    if values in _QMAX:
+        qmax = _QMAX[values]
         m = float(np.max(np.abs(w))) if w.size else 0.0
         with np.errstate(over="ignore"):
-            s = np.float32(m / 127.0)
+            s = np.float32(m / qmax)
         if not np.isfinite(s):
-            raise ParameterError(f"tensor {name} has max |w| = {m:.3g}; too large for an int8 "
+            raise ParameterError(f"tensor {name} has max |w| = {m:.3g}; too large for an {values} "
                                  "scale stored as float32")
+        head = struct.pack("<f", s)
         if s == 0:
-            return np.zeros(w.size, dtype=np.int8), 0.0
-        q = np.clip(np.rint(w / np.float64(s)), -127, 127).astype(np.int8)
-        return q, float(s)
-    dtype = _DTYPES[values]
+            return np.zeros(w.size, dtype=dtype), head, np.zeros(w.size)
+        q = np.clip(np.rint(w / np.float64(s)), -qmax, qmax).astype(dtype)
+        return q, head, np.full(w.size, float(s))
     with np.errstate(over="ignore"):
         v = w.astype(dtype)
     if not np.all(np.isfinite(v)):
         limit = float(np.finfo(dtype).max)
         raise ParameterError(f"tensor {name} has values beyond ±{limit:.6g}; they do not fit in "
                              f"{values}")
-    return v, None
+    return v, b"", None
 
 
 def _weight_record(v: np.ndarray, vb: int) -> bytes:
@@ -259,11 +313,49 @@ def _check_theta(theta: object, config: FraeConfig) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- writing
+@dataclass
+class StoredTensor:
+    """One tensor as an export stores it: ``q`` (its shape; float32 values, or integers),
+    ``scale`` (None for float types; a float for one scale per tensor; a (rows,) float64 array
+    of row scales) and ``dequantised`` (float64, what :func:`read_export` returns)."""
+
+    name: str
+    kind: str
+    q: np.ndarray
+    scale: float | np.ndarray | None
+    dequantised: np.ndarray
+
+
+def stored_tensors(theta: np.ndarray, config: FraeConfig, *, part: str = "decoder",
+                   values: str = "float32") -> dict[str, StoredTensor]:
+    """The tensors of ``part`` exactly as :func:`export_bytes` quantises them (name -> tensor),
+    in layout order; for code generators (:mod:`pa_ci.firmware`) that must hold the file's values."""
+    part = _choice(part, PARTS, "part")
+    values = _choice(values, VALUE_TYPES, "value type")
+    theta = _check_theta(theta, config)
+    out: dict[str, StoredTensor] = {}
+    for s in _part_specs(frae_layout(config), part):
+        shape = s.shape if s.kind == "weight" else None
+        v, _, per = _quantise(theta[s.slice], values, s.name, shape)
+        if per is None:
+            scale, deq = None, v.astype(np.float64)
+        else:
+            deq = v.astype(np.float64) * per
+            if values in ROW_TYPES and shape is not None:
+                scale = per.reshape(s.shape)[:, 0].copy() if s.shape[1] else np.zeros(s.shape[0])
+            else:
+                scale = float(per[0]) if per.size else 0.0
+        out[s.name] = StoredTensor(s.name, s.kind, v.reshape(s.shape), scale,
+                                   deq.reshape(s.shape))
+    return out
+
+
 def export_bytes(theta: np.ndarray, config: FraeConfig, *, part: str = "decoder",
                  values: str = "float32", model_hash: str = "") -> bytes:
     """The export file (layout in the module docstring) of ``part`` of ``theta``.
 
-    ``values``: float32, float16 or int8; ``model_hash``: the source model's 16 hex digits
+    ``values``: float32, float16, int8 (one scale per tensor), int8-row or int16-row (one
+    scale per weight row; format version 2); ``model_hash``: the source model's 16 hex digits
     (``ModelFile.hash``) or "" (unset). Same inputs give identical bytes.
     """
     part = _choice(part, PARTS, "part")
@@ -286,15 +378,16 @@ def export_bytes(theta: np.ndarray, config: FraeConfig, *, part: str = "decoder"
     chunks = []
     specs = _part_specs(layout, part)
     for s in specs:
-        v, scale = _quantise(theta[s.slice], values, s.name)
-        if scale is not None:
-            chunks.append(struct.pack("<f", scale))
+        v, head, _ = _quantise(theta[s.slice], values, s.name,
+                               s.shape if s.kind == "weight" else None)
+        chunks.append(head)
         chunks.append(_weight_record(v, vb) if s.kind == "weight" else v.tobytes())
     payload = b"".join(chunks)
     if len(payload) > _U32:
         raise ParameterError(f"the {part} part needs {len(payload)} bytes; the export format "
                              f"holds at most {_U32}")
-    head = _HEAD.pack(MAGIC, FORMAT_VERSION, VALUE_TYPES.index(values), PARTS.index(part),
+    version = 2 if values in ROW_TYPES else 1
+    head = _HEAD.pack(MAGIC, version, VALUE_TYPES.index(values), PARTS.index(part),
                       _FLAG_HASH if model_hash else 0, config.n_channels, config.enc_hidden,
                       config.dec_hidden, config.latent_dim, config.codebook_size,
                       config.output_maxima, len(specs), config.frame_rate,
@@ -362,15 +455,17 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> ExportedModel:
     n = len(data)
     (magic, version, vtype, part_code, flags, C, He, Hd, D, K, maxima, n_tensors, frame_rate,
      hash_bytes, payload_size, payload_crc) = _HEAD.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if version not in (1, 2):
         raise ModelFileError(f"{name}: export format version {version} is not supported "
-                             f"(this pa-ci reads version {FORMAT_VERSION})")
+                             f"(this pa-ci reads versions 1 and {FORMAT_VERSION})")
     (header_crc,) = _CRC.unpack_from(data, _HEAD.size)
     if zlib.crc32(data[:_HEAD.size]) != header_crc:
         raise ModelFileError(f"{name}: corrupt header (CRC mismatch)")
-    if vtype >= len(VALUE_TYPES):
-        raise ModelFileError(f"{name}: unknown value type code {vtype}; expected 0..2 "
-                             f"({', '.join(VALUE_TYPES)})")
+    n_types = 3 if version == 1 else len(VALUE_TYPES)
+    if vtype >= n_types:
+        raise ModelFileError(f"{name}: unknown value type code {vtype} for format version "
+                             f"{version}; expected 0..{n_types - 1} "
+                             f"({', '.join(VALUE_TYPES[:n_types])})")
     if part_code >= len(PARTS):
         raise ModelFileError(f"{name}: unknown part code {part_code}; expected 0..2 "
                              f"({', '.join(PARTS)})")
@@ -403,13 +498,21 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> ExportedModel:
     theta = layout.zeros()
     present = np.zeros(layout.size, dtype=bool)
     encodings: dict[str, str] = {}
+    qmax = _QMAX.get(values)
     for s in specs:
-        scale = 1.0
-        if values == "int8":
+        scale: float | np.ndarray = 1.0
+        rows = values in ROW_TYPES and s.kind == "weight"
+        if rows:
+            s16 = rd.array(np.dtype("<f2"), s.shape[0], f"the row scales of {s.name}")
+            if not (np.all(np.isfinite(s16)) and np.all(s16 >= 0)):
+                raise ModelFileError(f"{name}: tensor {s.name} has a row scale that is negative "
+                                     "or not finite; expected finite numbers >= 0")
+            scale = np.repeat(s16.astype(np.float64), s.shape[1])
+        elif qmax is not None:
             scale = float(np.frombuffer(rd.take(4, f"the scale of {s.name}"), "<f4")[0])
             if not (math.isfinite(scale) and scale >= 0):
-                raise ModelFileError(f"{name}: tensor {s.name} has int8 scale {scale}; expected a "
-                                     "finite number >= 0")
+                raise ModelFileError(f"{name}: tensor {s.name} has {values} scale {scale}; "
+                                     "expected a finite number >= 0")
         if s.kind == "weight":
             code = rd.take(1, f"the encoding byte of {s.name}")[0]
             if code >= len(ENCODINGS):
@@ -442,10 +545,15 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> ExportedModel:
                                      "expected only non-zero values")
         else:
             idx, v = None, rd.array(dtype, s.size, f"the values of {s.name}")
-        if values == "int8":
-            if np.any(v == -128):
-                raise ModelFileError(f"{name}: tensor {s.name} has int8 value -128; expected "
-                                     "-127..127")
+        if qmax is not None:
+            if np.any(v < -qmax):
+                raise ModelFileError(f"{name}: tensor {s.name} has {values} value {-qmax - 1}; "
+                                     f"expected {-qmax}..{qmax}")
+            if rows:
+                scale = scale if idx is None else scale[idx]
+                if np.any((scale == 0) & (v != 0)):
+                    raise ModelFileError(f"{name}: tensor {s.name} stores non-zero values in a "
+                                         "row whose scale is 0; expected no values there")
             w = v.astype(np.float64) * scale
         else:
             if not np.all(np.isfinite(v)):

@@ -381,7 +381,7 @@ def test_wrong_magic(data, expected):
 
 
 @pytest.mark.parametrize("edit, expected", [
-    ({4: b"\x02"}, "version 2"),
+    ({4: b"\x03"}, "version 3"),
     ({5: b"\x03"}, "value type code 3"),
     ({6: b"\x07"}, "part code 7"),
     ({7: b"\x02"}, "flags"),
@@ -495,3 +495,87 @@ def test_write_failure_is_a_model_file_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ModelFileError, match="cannot write the export"):
         ex.write_export(blocker / "sub" / "d.pacx", frae.init_params(DEFAULT, 0), DEFAULT)
+
+
+# --------------------------------------------------------------------------- per-row value types
+@pytest.mark.parametrize("values, qmax", [("int8-row", 127), ("int16-row", 32767)])
+def test_row_types_scale_each_weight_row_and_follow_the_documented_bytes(values, qmax):
+    theta = pruned(SMALL, seed=4, frac=0.3)
+    layout = frae_layout(SMALL)
+    data = ex.export_bytes(theta, SMALL, values=values, model_hash=HASH)
+    assert data[4] == 2 and data[5] == ex.VALUE_TYPES.index(values)   # version 2
+    got = ex.from_bytes(data)
+    assert got.values == values and got.model_hash == HASH
+    vb = 1 if values == "int8-row" else 2
+    size = 52
+    for spec in layout:
+        if spec.name not in PART_NAMES["decoder"]:
+            continue
+        w = theta[spec.slice]
+        r = got.theta[spec.slice]
+        if spec.kind == "weight":
+            rows = w.reshape(spec.shape)
+            s = np.abs(rows).max(axis=1) / qmax
+            s16 = s.astype(np.float16).astype(np.float64)
+            s16 = np.where(s16 < s, np.nextafter(s16.astype(np.float16), np.float16(np.inf))
+                           .astype(np.float64), s16)
+            err = np.abs(rows - r.reshape(spec.shape))
+            assert np.all(err <= s16[:, None] / 2 * (1 + 1e-12)), spec.name
+            size += 2 * spec.shape[0] + _record_size(np.where(np.abs(w) < np.repeat(s16, spec.shape[1]) / 2,
+                                                              0, w), vb)
+        else:
+            s = float(np.float32(np.abs(w).max() / qmax))
+            assert np.all(np.abs(w - r) <= s / 2 * (1 + 1e-12)), spec.name
+            size += 4 + spec.size * vb
+    assert len(data) == size
+    # the stored tensors the C generator uses equal what the reader returns
+    st = ex.stored_tensors(theta, SMALL, values=values)
+    for name, t in st.items():
+        np.testing.assert_array_equal(t.dequantised.ravel(), got.theta[layout[name].slice])
+
+
+def test_row_scales_beat_one_scale_per_tensor_on_uneven_rows():
+    theta = frae.init_params(DEFAULT, 3)
+    layout = frae_layout(DEFAULT)
+    w = theta[layout["dec.gru.W_hh"].slice].reshape(42, 14)
+    w[:14] *= 20.0                                  # one gate block 20x larger
+    theta[layout["dec.gru.W_hh"].slice] = w.ravel()
+    err = {}
+    for v in ("int8", "int8-row"):
+        got = ex.from_bytes(ex.export_bytes(theta, DEFAULT, values=v))
+        err[v] = np.abs(got.theta - theta)[layout["dec.gru.W_hh"].slice].reshape(42, 14)[14:].max()
+    assert err["int8-row"] < err["int8"] / 10
+
+
+def test_old_types_stay_version_1_and_row_types_need_version_2(small_file):
+    assert small_file[4] == 1                        # int8 per tensor: unchanged bytes
+    row = ex.export_bytes(pruned(SMALL, seed=2), SMALL, values="int8-row")
+    assert "value type code 3 for format version 1" in _one_line_error(reseal(row, {4: b"\x01"}))
+    assert "version 9" in _one_line_error(reseal(row, {4: b"\x09"}))
+
+
+def test_row_type_files_are_checked(tmp_path):
+    theta = pruned(SMALL, seed=2, frac=0.5)
+    layout = frae_layout(SMALL)
+    theta[layout["dec.gru.W_hh"].slice][:3] = 0.0    # row 0 of W_hh (9, 3) is all zero
+    data = ex.export_bytes(theta, SMALL, values="int16-row")
+    got = ex.from_bytes(data)
+    assert not got.theta[layout["dec.gru.W_hh"].slice][:3].any()
+    for i in range(len(data)):                       # every byte still matters
+        bad = bytearray(data)
+        bad[i] ^= 0x40
+        _one_line_error(bytes(bad))
+    for n in range(0, len(data), 7):
+        _one_line_error(data[:n])
+    body = data[52:]
+    at = 4 + 8 * 2 + 9 * 2                           # codebook record, dec.gru.W_ih's 9 row scales
+    neg = body[:4 + 8 * 2] + struct.pack("<e", -1.0) + body[4 + 8 * 2 + 2:]
+    assert "row scale" in _one_line_error(reseal(data, payload=neg))
+    assert body[at] in (0, 1, 2)
+    big = theta.copy()
+    big[layout["dec.out.W"].offset] = 1e10
+    with pytest.raises(ParameterError, match="row scale"):
+        ex.export_bytes(big, SMALL, values="int8-row")
+    info = ex.write_export(tmp_path / "r.pacx", theta, SMALL, values="int8-row")
+    assert info.values == "int8-row" and info.n_bytes == len(ex.export_bytes(theta, SMALL,
+                                                                             values="int8-row"))
