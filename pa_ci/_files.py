@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import PaCiError, ParameterError
+from .errors import OutputError, PaCiError, ParameterError
 
 
 @contextlib.contextmanager
@@ -23,19 +23,31 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     the temporary file is removed and the target is left untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp",
-                               dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp",
+                                   dir=target.parent)
+    except OSError as exc:
+        raise write_error(target, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp_path, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+        if isinstance(exc, OSError):  # ENOSPC, EACCES, EROFS, ...: one line naming the target
+            raise write_error(target, exc) from None
         raise
+
+
+def write_error(target: str | os.PathLike, exc: OSError) -> OutputError:
+    """``cannot write TARGET: <the OS's reason>`` (e.g. "No space left on device")."""
+    reason = exc.strerror or type(exc).__name__
+    return OutputError(f"cannot write {target}: {reason[:1].lower() + reason[1:]}", exc.errno,
+                       exc.strerror)
 
 
 def current_umask() -> int:
@@ -102,7 +114,15 @@ def claim_folder(folder: str | os.PathLike, what: str, error: type[PaCiError]) -
     except OSError as exc:
         raise error(f"cannot create {path}: {exc.strerror or exc}") from None
     lock = path / LOCK_NAME
-    fd = _lock(lock, path, what, error)
+    try:
+        fd = _lock(lock, path, what, error)
+    except PaCiError:
+        if created:  # leave nothing behind (our empty lock file, the folder we made)
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
     _HELD[key] = [fd, 1]
     try:
         yield path
@@ -136,6 +156,10 @@ def _lock(lock: Path, folder: Path, what: str, error: type[PaCiError]) -> int:
         except FileNotFoundError:
             pass
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode("ascii"))
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode("ascii"))
+    except OSError as exc:
+        os.close(fd)
+        raise error(str(write_error(lock, exc))) from None
     return fd

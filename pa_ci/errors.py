@@ -32,3 +32,18 @@ class BitstreamError(PaCiError):
 
 class TrainingError(PaCiError):
     """Training cannot start or resume: bad options, a run folder that belongs to another run, ..."""
+
+
+class OutputError(PaCiError, OSError):
+    """An output cannot be written: no space left on the device, no permission, read-only, ...
+
+    Also an :class:`OSError` with the original ``errno`` / ``strerror``, so code that catches
+    OSError around a write (and words its own message from ``strerror``) keeps working.
+    """
+
+    def __init__(self, message: str, errno: int | None = None, strerror: str | None = None) -> None:
+        OSError.__init__(self, errno, strerror)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

@@ -19,10 +19,11 @@ outputs the higher channel wins (the lower one is rejected first, as in ACE's ma
 
 The parameters are one flat float64 vector laid out by :func:`frae_layout` (:mod:`pa_ci.params`).
 
-Batched and streaming use the same compiled helpers (``_enc_step``, ``_dec_step``, ``_outputs``),
-so :class:`Encoder`/:class:`Decoder` give exactly (``==``) the indices and decoded frames of
-:func:`forward` and :func:`decode`. exp is a polynomial in plain float arithmetic (within 1 ulp
-of ``numpy.exp``), so the codec's output does not depend on the platform's math library either.
+Batched and streaming run the same compiled lane code (``_enc_lanes``, ``_dec_lanes``,
+``_out_lanes``; the streaming steps with one lane in use), so :class:`Encoder`/:class:`Decoder`
+give exactly (``==``) the indices and decoded frames of :func:`forward` and :func:`decode`. exp
+is a polynomial in plain float arithmetic (within 1 ulp of ``numpy.exp``), so the codec's output
+does not depend on the platform's math library either.
 
 API for the trainer
 -------------------
@@ -30,9 +31,12 @@ API for the trainer
   order); :func:`forward` and :func:`forward_many` accept the result, so repeated evaluations on
   the same items (SPSA) neither copy nor re-check the inputs.
 - :func:`forward_many` runs ``n`` parameter vectors over the same items in ONE parallel kernel
-  call (``prange`` over the ``n * items`` pairs, longest items first, chunk size 1) and returns
-  a list of ``n`` :class:`FraeOutput` (one per theta, e.g. ``[out_plus, out_minus]``), each
-  equal to :func:`forward` of its theta.
+  call (``prange`` over work units: each theta's items in as many groups of equal frame counts
+  as keep the threads busy, each group run as SIMD lanes of items, see "kernels" below) and
+  returns a list of ``n`` :class:`FraeOutput` (one per theta, e.g. ``[out_plus, out_minus]``),
+  each equal to :func:`forward` of its theta.
+- :func:`forward_maxima` is the same pass returning only the kept channels and their values
+  (``(n, N, output_maxima)`` arrays instead of ``(n, N, C)``).
 """
 from __future__ import annotations
 
@@ -51,7 +55,8 @@ from .errors import ParameterError
 from .params import Layout
 
 __all__ = ["FraeConfig", "FraeOutput", "PackedPatterns", "Encoder", "Decoder", "frae_layout",
-           "init_params", "pack_patterns", "forward", "forward_many", "decode", "DEFAULT_FRAME_RATE"]
+           "init_params", "pack_patterns", "forward", "forward_many", "forward_maxima", "decode",
+           "DEFAULT_FRAME_RATE"]
 
 #: ACE frame rate: fs / hop = 16000 / 18 = 888.9 frames/s (DECISIONS.md "Signal chain").
 DEFAULT_FRAME_RATE = 16000 / 18
@@ -172,29 +177,41 @@ def init_params(config: FraeConfig, seed: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- kernels
-# How the kernel tensors are laid out (built by _net from theta; see _Net) and why:
-# - Matrices are transposed, (inputs, outputs), C-contiguous, so every product is a sequence of
-#   contiguous updates acc[g] += W^T[k, g] * v_k in increasing k (two rows per pass). Each output
-#   sums in one fixed order, the loop over g vectorises without reordering any sum, and inputs
-#   that are exactly 0 (16 of the 22 pattern channels) are skipped through the sparse frames.
-# - Gate blocks (r, z, n) are each zero-padded from H to Hp lanes (a multiple of 8). Padded state
-#   lanes stay exactly 0 (gates 0.5, candidate tanh(0) = 0) and are never read.
-# - The output layer and the maxima selection run on chunks of _CHUNK frames (frames along the
-#   inner loops), not frame by frame: see _outputs.
+# Layout and why (the tensors are built by _net from theta; see _Net):
+# - Items are SIMD lanes. A lane block runs _L items side by side; every state, gate and output
+#   array is (units, _L) and every product is out[g, l] = b[g] + sum_k W[g, k] x[k, l], summed in
+#   increasing k in a register per lane. The loop over lanes vectorises (512-bit vectors of 8
+#   float64), each weight is loaded once per block step, and no sum is reordered: every lane does
+#   the arithmetic of a one-item scalar loop, in the same order (the same as the earlier
+#   one-item-per-thread kernel, bit for bit).
+# - The sizes (C, He, Hd, D, K) are closure constants of the kernels made by _kernels (one set per
+#   config, cached on disk like the rest): with constant trip counts LLVM unrolls the sums over k,
+#   so the lane loop is innermost and keeps its accumulators in registers. LLVM's loop vectoriser
+#   skips loops with a constant trip count below 16, so _L >= 16; 32 ran faster than 16 (fewer
+#   loop overheads per frame) although more lanes idle at the end of a unit (12 % vs 6 % on the
+#   default train split).
+# - Items are sorted longest first; when a lane's item ends the lane takes the next item of its
+#   work unit (states reset), so unequal lengths waste lanes only at the end of a unit. A work
+#   unit is one theta's share of the items (see _units), so n thetas x items run in one call.
+# - The encoder input x_t is dense over the lanes: the C pattern rows below the decoder state h
+#   in one (Hd + C, _L) array, W_ih's columns reordered to (h, x), so one product covers
+#   W_ih [h_{t-1}; x_t] in the earlier order (h terms, then the channels ascending). Adding the
+#   zero channels leaves every sum as it is (w * 0 = +-0; only the sign of an exact zero can
+#   change, which no later operation sees).
 # - exp is _exp below: arithmetic only (1 ulp from numpy.exp), so the loops vectorise and results
 #   do not depend on the platform's libm. error_model="numpy": no zero-division branches (the
 #   divisors are >= 1).
-# - No array slices inside the frame loop (each costs atomic reference counting): helpers take
-#   offsets and row numbers instead.
-# - The small per-frame helpers (_affine, _add_sparse, _gru_update) are inlined at Numba IR level:
-#   about 10 % faster for a few seconds more of one-time compilation.
-# The batched kernels and the streaming steps call the same helpers: the same float operations
-# in the same order (no fast-math, no contraction to FMA), so they agree exactly.
+# - No array slices inside the frame loop (each costs atomic reference counting). Elementwise
+#   loops touch few rows each: LLVM vectorises a 32-trip loop only when it needs few run-time
+#   overlap checks between the arrays (one loop over all GRU rows stayed scalar).
+# The batched kernels and the streaming steps run the same helpers on the same lane arrays (the
+# streaming ones with one lane in use): the same float operations in the same order (no
+# fast-math, no contraction to FMA), so they agree exactly.
 
 _JIT = dict(cache=True, error_model="numpy")
 
-#: Padding unit of the lane axes: 8 float64 = one 512-bit vector.
-_LANES = 8
+#: Lanes of a lane block (items side by side); a compile-time constant (see above).
+_L = 32
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # fdlibm split of ln 2: k * LN2_HI is exact for |k| < 2^11
 _LN2_LO = 1.90821492927058770002e-10
@@ -244,313 +261,336 @@ def _exp_array(x, out):  # pragma: no cover - compiled; the tests check it again
 
 
 @njit(inline="always", **_JIT)
-def _affine(acc, bias, WT, x, n):
-    """acc = bias + sum_{k < n} WT[k] x[k], summed in increasing k (two rows per pass)."""
-    G = acc.shape[0]
-    for g in range(G):
-        acc[g] = bias[g]
-    k = 0
-    while k + 1 < n:
-        v0 = x[k]
-        v1 = x[k + 1]
-        for g in range(G):
-            acc[g] = (acc[g] + WT[k, g] * v0) + WT[k + 1, g] * v1
-        k += 2
-    if k < n:
-        v0 = x[k]
-        for g in range(G):
-            acc[g] += WT[k, g] * v0
+def _matvec(out, W, b, x, rows, cols):
+    """out[g, l] = b[g] + sum_{k < cols} W[g, k] x[k, l] for g < rows, summed in increasing k."""
+    for g in range(rows):
+        for l in range(_L):
+            a = b[g]
+            for k in range(cols):
+                a += W[g, k] * x[k, l]
+            out[g, l] = a
 
 
 @njit(inline="always", **_JIT)
-def _add_sparse(acc, WT, cols, vals, lo, hi):
-    """acc += sum_q WT[cols[q]] vals[q] for q in lo..hi-1, in increasing q (two rows per pass)."""
-    G = acc.shape[0]
-    q = lo
-    while q + 1 < hi:
-        j0 = cols[q]
-        j1 = cols[q + 1]
-        v0 = vals[q]
-        v1 = vals[q + 1]
-        for g in range(G):
-            acc[g] = (acc[g] + WT[j0, g] * v0) + WT[j1, g] * v1
-        q += 2
-    if q < hi:
-        j0 = cols[q]
-        v0 = vals[q]
-        for g in range(G):
-            acc[g] += WT[j0, g] * v0
+def _gru(gi, gh, state, rz, H):
+    """Reset-after GRU (research §3.2) from gi = W_i x + b_i and gh = W_h h + b_h (gate row blocks
+    r, z, n of H rows): state[:H] <- (1 - z) n + z state, in place; scratch rz (>= 2H rows).
+    sigmoid(a) = 1 / (1 + exp(-a)), tanh(a) = 2 / (1 + exp(-2a)) - 1."""
+    for j in range(2 * H):
+        for l in range(_L):
+            rz[j, l] = 1.0 / (1.0 + _exp(-(gi[j, l] + gh[j, l])))
+    for j in range(H):
+        for l in range(_L):  # n, reusing rz's r row (r is not needed again)
+            a = gi[2 * H + j, l] + rz[j, l] * gh[2 * H + j, l]
+            rz[j, l] = 2.0 / (1.0 + _exp(-2.0 * a)) - 1.0
+        for l in range(_L):
+            z = rz[H + j, l]
+            state[j, l] = (1.0 - z) * rz[j, l] + z * state[j, l]
 
 
 @njit(inline="always", **_JIT)
-def _gru_update(gi, gh, state, rz):
-    """Reset-after GRU (research §3.2) from gi = W_i x + b_i and gh = W_h h + b_h, gate blocks
-    (r, z, n) of Hp = len(state) lanes: state <- (1 - z) n + z state, in place.
-    sigmoid(a) = 1 / (1 + exp(-a)); tanh(a) = 2 / (1 + exp(-2a)) - 1. Scratch rz (>= 2 Hp)."""
-    Hp = state.shape[0]
-    for j in range(2 * Hp):
-        rz[j] = 1.0 / (1.0 + _exp(-(gi[j] + gh[j])))
-    for j in range(Hp):
-        n = 2.0 / (1.0 + _exp(-2.0 * (gi[2 * Hp + j] + rz[j] * gh[2 * Hp + j]))) - 1.0
-        z = rz[Hp + j]
-        state[j] = (1.0 - z) * n + z * state[j]
-
-
-@njit(**_JIT)
-def _dec_step(index, h, gd, ghd, rz, cb, QT, bq, HdT, bhd):
-    """Decoder GRU: h <- GRU_dec(cb[index], h)."""
-    _affine(ghd, bhd, HdT, h, HdT.shape[0])
-    G = gd.shape[0]
-    for g in range(G):
-        gd[g] = bq[g]
-    for d in range(QT.shape[0]):
-        v = cb[index, d]
-        for g in range(G):
-            gd[g] += QT[d, g] * v
-    _gru_update(gd, ghd, h, rz)
-
-
-@njit(**_JIT)
-def _enc_step(cols, vals, lo, hi, s, h, gi, gh, gd, ghd, rz, z, WxT, HeT, bie, WsT, bhe, LT, lb,
-              cb, QT, bq, HdT, bhd):
-    """One zero-delay encoder step from the nonzero inputs (cols[lo:hi] ascending, vals) of x_t:
-    s_t, z_t, i_t and the decoder-state copy h_t. Returns i_t (first minimum on ties)."""
-    _affine(gi, bie, HeT, h, HeT.shape[0])       # gi = b_ih + W_ih[:, C:] h_{t-1}
-    _add_sparse(gi, WxT, cols, vals, lo, hi)     #    + W_ih[:, :C] x_t (nonzero channels)
-    _affine(gh, bhe, WsT, s, WsT.shape[0])       # gh = b_hh + W_hh s_{t-1}
-    _gru_update(gi, gh, s, rz)
-    D = z.shape[0]                               # z = W_lat s + b_lat
+def _dec_lanes(best, HX, ghd, gd, cw, rz, Whd, bhd, Q, bq, cb, Hd, D):
+    """Decoder GRU on every lane: h = HX[:Hd] <- GRU_dec(cb[best[l]], h)."""
+    _matvec(ghd, Whd, bhd, HX, 3 * Hd, Hd)
     for d in range(D):
-        z[d] = lb[d]
-    for k in range(LT.shape[0]):
-        v = s[k]
-        for d in range(D):
-            z[d] += LT[k, d] * v
-    best = 0                                     # i = argmin_k ||z - C_k||^2
-    best_dist = np.inf
-    for k in range(cb.shape[0]):
-        acc = 0.0
-        for d in range(D):
-            diff = z[d] - cb[k, d]
-            acc += diff * diff
-        if acc < best_dist:
-            best_dist = acc
-            best = k
-    _dec_step(best, h, gd, ghd, rz, cb, QT, bq, HdT, bhd)
-    return best
+        for l in range(_L):
+            cw[d, l] = cb[best[l], d]
+    _matvec(gd, Q, bq, cw, 3 * Hd, D)
+    _gru(gd, ghd, HX, rz, Hd)
 
 
-@njit(**_JIT)
-def _outputs(Hs, n, OT, ob, n_max, Y, cnt, out, row0):
-    """Output stage for the n frames whose decoder states are the columns of Hs (Hd, >= n):
-    out[row0 + t] <- sigmoid(W_out h_t + b_out) with only the n_max largest kept (0 = keep all).
+@njit(inline="always", **_JIT)
+def _enc_lanes(s, HX, gi, gs, ghd, gd, cw, rz, z, best, dist, We, be, Ws, bs, LW, lb, cb, Whd, bhd,
+               Q, bq, C, He, Hd, D, K):
+    """One zero-delay encoder step on every lane from x_t in HX[Hd:] and h_{t-1} in HX[:Hd]:
+    s_t, z_t, best = i_t (first minimum on ties) and the decoder-state copy h_t in HX[:Hd]."""
+    _matvec(gi, We, be, HX, 3 * He, Hd + C)     # b_ih + W_ih [h_{t-1}; x_t]
+    _matvec(gs, Ws, bs, s, 3 * He, He)          # b_hh + W_hh s_{t-1}
+    _gru(gi, gs, s, rz, He)
+    _matvec(z, LW, lb, s, D, He)                # z = W_lat s + b_lat
+    for l in range(_L):
+        best[l] = 0
+        dist[l] = np.inf
+    for k in range(K):                          # i = argmin_k ||z - C_k||^2
+        for l in range(_L):
+            acc = 0.0
+            for d in range(D):
+                diff = z[d, l] - cb[k, d]
+                acc += diff * diff
+            nearer = acc < dist[l]   # selects, not branches: the lane loop vectorises
+            dist[l] = acc if nearer else dist[l]
+            best[l] = k if nearer else best[l]
+    _dec_lanes(best, HX, ghd, gd, cw, rz, Whd, bhd, Q, bq, cb, Hd, D)
 
-    Frames run along the inner loops (channel-major Y, cnt: (C, >= n)), so the products, the
-    sigmoids and the rank counts vectorise over frames; each value's arithmetic is the same for
-    any n (the streaming decoder calls this with n = 1). Channel c is kept when fewer than n_max
-    channels rank above it in the order (value, channel): among equal values the higher channel
-    wins, i.e. the lower one is rejected first (ACE's maxima rule).
-    """
-    C = Y.shape[0]
+
+@njit(inline="always", **_JIT)
+def _out_lanes(HX, OW, ob, n_max, Y, cnt, C, Hd):
+    """Output stage on every lane: Y = sigmoid(W_out h + b_out) (C, _L) and, when maxima are
+    selected, cnt[c, l] (a float) = how many channels rank above c in the order (value, channel):
+    c is kept when cnt < n_max (among equal values the higher channel wins, ACE's maxima rule)."""
+    _matvec(Y, OW, ob, HX, C, Hd)
     for c in range(C):
-        bc = ob[c]
-        for t in range(n):
-            Y[c, t] = bc
-    for k in range(OT.shape[0]):
-        for c in range(C):
-            w = OT[k, c]
-            for t in range(n):
-                Y[c, t] += w * Hs[k, t]
-    for c in range(C):
-        for t in range(n):
-            Y[c, t] = 1.0 / (1.0 + _exp(-Y[c, t]))
+        for l in range(_L):
+            Y[c, l] = 1.0 / (1.0 + _exp(-Y[c, l]))
     if n_max == 0 or n_max >= C:
-        for t in range(n):
-            for c in range(C):
-                out[row0 + t, c] = Y[c, t]
         return
     for c in range(C):
-        for t in range(n):
-            cnt[c, t] = 0
-        for j in range(c):  # lower channels rank above c only when strictly larger
-            for t in range(n):
-                cnt[c, t] += Y[j, t] > Y[c, t]
-        for j in range(c + 1, C):  # higher channels also when equal
-            for t in range(n):
-                cnt[c, t] += Y[j, t] >= Y[c, t]
-    for t in range(n):
+        for l in range(_L):
+            y = Y[c, l]
+            a = 0.0  # a float count: adds in registers, the compares become masks
+            for j in range(C):  # larger channels, or equal and higher ones (ACE's tie rule)
+                a += 1.0 if Y[j, l] > y or (j > c and Y[j, l] == y) else 0.0
+            cnt[c, l] = a
+
+
+@njit(inline="always", **_JIT)
+def _emit(Y, cnt, l, n_max, f, dec_out, ch_out, val_out, C):
+    """Lane l's decoded frame into row f of dec_out (dense) and/or of ch_out, val_out (the kept
+    channels ascending and their values); an output with no rows is not written."""
+    keep_all = n_max == 0 or n_max >= C
+    if dec_out.shape[0] > 0:
         for c in range(C):
-            out[row0 + t, c] = Y[c, t] if cnt[c, t] < n_max else 0.0
+            dec_out[f, c] = Y[c, l] if keep_all or cnt[c, l] < n_max else 0.0
+    if ch_out.shape[0] > 0:
+        j = 0
+        for c in range(C):
+            if keep_all or cnt[c, l] < n_max:
+                ch_out[f, j] = c
+                val_out[f, j] = Y[c, l]
+                j += 1
 
 
-#: Frames per output-stage call in the batched kernels (its buffers stay in L1).
-_CHUNK = 64
+@njit(**_JIT)
+def _lane_arrays(C, He, Hd, D):
+    """Zeroed lane arrays: s (He), HX (Hd + C: h then x), gi, gs (3 He), ghd, gd (3 Hd),
+    cw (D), rz (2 max(He, Hd)), z (D), best (int64), dist, Y, cnt (C), each with _L
+    columns."""
+    return (np.zeros((He, _L)), np.zeros((Hd + C, _L)), np.zeros((3 * He, _L)),
+            np.zeros((3 * He, _L)), np.zeros((3 * Hd, _L)), np.zeros((3 * Hd, _L)),
+            np.zeros((D, _L)), np.zeros((2 * max(He, Hd), _L)), np.zeros((D, _L)),
+            np.zeros(_L, dtype=np.int64), np.zeros(_L),
+            np.zeros((C, _L)), np.zeros((C, _L)))
 
 
-class _Scratch(NamedTuple):
-    """Work arrays of the kernels (see _scratch)."""
+class _LaneArrays(NamedTuple):
+    """Lane arrays (see _lane_arrays) of the streaming Encoder / Decoder (lane 0 in use)."""
 
+    s: np.ndarray
+    HX: np.ndarray
     gi: np.ndarray
-    gh: np.ndarray
-    gd: np.ndarray
+    gs: np.ndarray
     ghd: np.ndarray
+    gd: np.ndarray
+    cw: np.ndarray
     rz: np.ndarray
     z: np.ndarray
-    Hs: np.ndarray
+    best: np.ndarray
+    dist: np.ndarray
     Y: np.ndarray
     cnt: np.ndarray
 
 
-@njit(**_JIT)
-def _scratch(Ge, Gd, D, Hd, C, chunk):
-    """gi, gh (Ge), gd, ghd (Gd), rz (2 max(Hp)), z (D), Hs (Hd, chunk), Y, cnt (C, chunk)."""
-    return (np.empty(Ge), np.empty(Ge), np.empty(Gd), np.empty(Gd),
-            np.empty(2 * max(Ge, Gd) // 3), np.empty(D), np.empty((Hd, chunk)),
-            np.empty((C, chunk)), np.empty((C, chunk), dtype=np.int64))
+class _Kernels(NamedTuple):
+    enc_step: object
+    dec_step: object
+    forward: object
+    decode: object
 
 
-@njit(**_JIT)
-def _encoder_step(cols, vals, s, h, gi, gh, gd, ghd, rz, z, WxT, HeT, bie, WsT, bhe, LT, lb, cb,
-                  QT, bq, HdT, bhd):
-    """Streaming encoder step: updates s and h, returns the index (as _run_item does)."""
-    return _enc_step(cols, vals, 0, cols.shape[0], s, h, gi, gh, gd, ghd, rz, z, WxT, HeT, bie,
-                     WsT, bhe, LT, lb, cb, QT, bq, HdT, bhd)
+@lru_cache(maxsize=None)
+def _kernels(C: int, He: int, Hd: int, D: int, K: int) -> _Kernels:
+    """The compiled kernels for one set of sizes (closure constants; see the notes above)."""
+
+    @njit(**_JIT)
+    def enc_step(s, HX, gi, gs, ghd, gd, cw, rz, z, best, dist, We, be, Ws, bs, LW, lb, cb, Whd,
+                 bhd, Q, bq):
+        """Streaming encoder step on the lane arrays (the batched kernel runs the same code)."""
+        _enc_lanes(s, HX, gi, gs, ghd, gd, cw, rz, z, best, dist, We, be, Ws, bs, LW, lb, cb, Whd,
+                   bhd, Q, bq, C, He, Hd, D, K)
+
+    @njit(**_JIT)
+    def dec_step(best, HX, ghd, gd, cw, rz, Y, cnt, cb, Whd, bhd, Q, bq, OW, ob, n_max):
+        """Streaming decoder step and output stage on the lane arrays."""
+        _dec_lanes(best, HX, ghd, gd, cw, rz, Whd, bhd, Q, bq, cb, Hd, D)
+        _out_lanes(HX, OW, ob, n_max, Y, cnt, C, Hd)
+
+    @njit(**_JIT)
+    def forward_unit(frame_ptr, cols, vals, offsets, items, i0, i1, We, be, Ws, bs, LW, lb, cb,
+                     Whd, bhd, Q, bq, OW, ob, n_max, idx_out, dec_out, lat_out, ch_out, val_out):
+        """Encoder + decoder over the items items[i0:i1] (longest first) on _L lanes, each item
+        from zero states; frame f's results go to row f of the outputs (those with rows)."""
+        s, HX, gi, gs, ghd, gd, cw, rz, z, best, dist, Y, cnt = _lane_arrays(C, He, Hd, D)
+        pos = np.zeros(_L, dtype=np.int64)   # next frame of each lane; pos == end: idle
+        end = np.zeros(_L, dtype=np.int64)
+        want_lat = lat_out.shape[0] > 0
+        nxt = i0
+        active = 0
+        for l in range(_L):
+            while nxt < i1 and offsets[items[nxt]] == offsets[items[nxt] + 1]:
+                nxt += 1                     # empty items have no frames to compute
+            if nxt < i1:
+                pos[l] = offsets[items[nxt]]
+                end[l] = offsets[items[nxt] + 1]
+                nxt += 1
+                active += 1
+        while active > 0:
+            for c in range(C):
+                for l in range(_L):
+                    HX[Hd + c, l] = 0.0
+            for l in range(_L):
+                if pos[l] < end[l]:
+                    f = pos[l]
+                    for q in range(frame_ptr[f], frame_ptr[f + 1]):
+                        HX[Hd + cols[q], l] = vals[q]
+            _enc_lanes(s, HX, gi, gs, ghd, gd, cw, rz, z, best, dist, We, be, Ws, bs, LW, lb, cb,
+                       Whd, bhd, Q, bq, C, He, Hd, D, K)
+            _out_lanes(HX, OW, ob, n_max, Y, cnt, C, Hd)
+            for l in range(_L):
+                if pos[l] == end[l]:
+                    continue
+                f = pos[l]
+                idx_out[f] = best[l]
+                if want_lat:
+                    for d in range(D):
+                        lat_out[f, d] = z[d, l]
+                _emit(Y, cnt, l, n_max, f, dec_out, ch_out, val_out, C)
+                pos[l] = f + 1
+                if pos[l] == end[l]:         # item done: the lane takes the next one
+                    for k in range(He):
+                        s[k, l] = 0.0
+                    for k in range(Hd):
+                        HX[k, l] = 0.0
+                    while nxt < i1 and offsets[items[nxt]] == offsets[items[nxt] + 1]:
+                        nxt += 1
+                    if nxt < i1:
+                        pos[l] = offsets[items[nxt]]
+                        end[l] = offsets[items[nxt] + 1]
+                        nxt += 1
+                    else:
+                        active -= 1
+
+    @njit(parallel=True, **_JIT)
+    def forward(frame_ptr, cols, vals, offsets, items, unit_theta, unit_ptr, We, be, Ws, bs, LW,
+                lb, cb, Whd, bhd, Q, bq, OW, ob, n_max, idx_out, dec_out, lat_out, ch_out,
+                val_out):
+        """forward_unit over the work units in parallel: unit u runs theta unit_theta[u] over
+        items[unit_ptr[u]:unit_ptr[u + 1]]. Tensors and outputs carry a leading theta axis."""
+        for u in prange(unit_theta.shape[0]):
+            m = unit_theta[u]
+            forward_unit(frame_ptr, cols, vals, offsets, items, unit_ptr[u], unit_ptr[u + 1],
+                         We[m], be[m], Ws[m], bs[m], LW[m], lb[m], cb[m], Whd[m], bhd[m], Q[m],
+                         bq[m], OW[m], ob[m], n_max, idx_out[m], dec_out[m], lat_out[m],
+                         ch_out[m], val_out[m])
+
+    @njit(**_JIT)
+    def decode_unit(indices, offsets, items, i0, i1, cb, Whd, bhd, Q, bq, OW, ob, n_max, out):
+        """Decoder only over items[i0:i1] on _L lanes (as forward_unit) into out."""
+        _, HX, _, _, ghd, gd, cw, rz, _, best, _, Y, cnt = _lane_arrays(C, He, Hd, D)
+        pos = np.zeros(_L, dtype=np.int64)
+        end = np.zeros(_L, dtype=np.int64)
+        none = np.empty((0, C), dtype=np.int8)
+        nxt = i0
+        active = 0
+        for l in range(_L):
+            while nxt < i1 and offsets[items[nxt]] == offsets[items[nxt] + 1]:
+                nxt += 1
+            if nxt < i1:
+                pos[l] = offsets[items[nxt]]
+                end[l] = offsets[items[nxt] + 1]
+                nxt += 1
+                active += 1
+        while active > 0:
+            for l in range(_L):
+                best[l] = indices[pos[l]] if pos[l] < end[l] else 0
+            _dec_lanes(best, HX, ghd, gd, cw, rz, Whd, bhd, Q, bq, cb, Hd, D)
+            _out_lanes(HX, OW, ob, n_max, Y, cnt, C, Hd)
+            for l in range(_L):
+                if pos[l] == end[l]:
+                    continue
+                f = pos[l]
+                _emit(Y, cnt, l, n_max, f, out, none, out, C)
+                pos[l] = f + 1
+                if pos[l] == end[l]:
+                    for k in range(Hd):
+                        HX[k, l] = 0.0
+                    while nxt < i1 and offsets[items[nxt]] == offsets[items[nxt] + 1]:
+                        nxt += 1
+                    if nxt < i1:
+                        pos[l] = offsets[items[nxt]]
+                        end[l] = offsets[items[nxt] + 1]
+                        nxt += 1
+                    else:
+                        active -= 1
+
+    @njit(parallel=True, **_JIT)
+    def decode(indices, offsets, items, unit_ptr, cb, Whd, bhd, Q, bq, OW, ob, n_max, out):
+        """decode_unit over the work units in parallel (one theta)."""
+        for u in prange(unit_ptr.shape[0] - 1):
+            decode_unit(indices, offsets, items, unit_ptr[u], unit_ptr[u + 1], cb, Whd, bhd, Q,
+                        bq, OW, ob, n_max, out)
+
+    return _Kernels(enc_step, dec_step, forward, decode)
 
 
-@njit(**_JIT)
-def _decoder_step(index, h, gd, ghd, rz, Hs, Y, cnt, out, cb, QT, bq, HdT, bhd, OT, ob, n_max):
-    """Streaming decoder step h_{t-1} -> h_t from the index; the decoded frame goes to out[0]."""
-    _dec_step(index, h, gd, ghd, rz, cb, QT, bq, HdT, bhd)
-    for k in range(OT.shape[0]):
-        Hs[k, 0] = h[k]
-    _outputs(Hs, 1, OT, ob, n_max, Y, cnt, out, 0)
-
-
-@njit(**_JIT)
-def _run_item(frame_ptr, cols, vals, a, b, WxT, HeT, bie, WsT, bhe, LT, lb, cb, QT, bq, HdT, bhd,
-              OT, ob, n_max, idx_out, dec_out, lat_out):
-    """Encoder + decoder over frames a..b-1 from zero states into rows 0..b-a-1 of idx_out,
-    dec_out and (unless it has no rows) lat_out. Outputs are computed every _CHUNK frames."""
-    Ge = WsT.shape[1]
-    Gd = QT.shape[1]
-    Hd = OT.shape[0]
-    s = np.zeros(Ge // 3)
-    h = np.zeros(Gd // 3)
-    gi, gh, gd, ghd, rz, z, Hs, Y, cnt = _scratch(Ge, Gd, lb.shape[0], Hd, ob.shape[0], _CHUNK)
-    want_lat = lat_out.shape[0] > 0
-    fill = 0
-    for t in range(a, b):
-        index = _enc_step(cols, vals, frame_ptr[t], frame_ptr[t + 1], s, h, gi, gh, gd, ghd, rz,
-                          z, WxT, HeT, bie, WsT, bhe, LT, lb, cb, QT, bq, HdT, bhd)
-        idx_out[t - a] = index
-        if want_lat:
-            for d in range(z.shape[0]):
-                lat_out[t - a, d] = z[d]
-        for k in range(Hd):
-            Hs[k, fill] = h[k]
-        fill += 1
-        if fill == _CHUNK or t == b - 1:
-            _outputs(Hs, fill, OT, ob, n_max, Y, cnt, dec_out, t - a + 1 - fill)
-            fill = 0
-
-
-@njit(parallel=True, **_JIT)
-def _forward_items(frame_ptr, cols, vals, offsets, order, WxT, HeT, bie, WsT, bhe, LT, lb, cb, QT,
-                   bq, HdT, bhd, OT, ob, n_max, idx_out, dec_out, lat_out):
-    """_run_item over the (theta m, item i) pairs in parallel; pair q = m * n_items + i, in the
-    order given (longest items first). Tensors carry a leading theta axis; outputs are
-    (n_thetas, N, ...); lat_out is (n, 0, D) when latents are not wanted."""
-    n_items = offsets.shape[0] - 1
-    for p in prange(order.shape[0]):
-        q = order[p]
-        m = q // n_items
-        i = q - m * n_items
-        a = offsets[i]
-        b = offsets[i + 1]
-        _run_item(frame_ptr, cols, vals, a, b, WxT[m], HeT[m], bie[m], WsT[m], bhe[m], LT[m],
-                  lb[m], cb[m], QT[m], bq[m], HdT[m], bhd[m], OT[m], ob[m], n_max,
-                  idx_out[m, a:b], dec_out[m, a:b], lat_out[m, a:b])
-
-
-@njit(**_JIT)
-def _decode_item(indices, a, b, cb, QT, bq, HdT, bhd, OT, ob, n_max, out):
-    """Decoder only over indices a..b-1 from a zero state into out[a:b]."""
-    Gd = QT.shape[1]
-    Hd = OT.shape[0]
-    h = np.zeros(Gd // 3)
-    _, _, gd, ghd, rz, _, Hs, Y, cnt = _scratch(0, Gd, 0, Hd, ob.shape[0], _CHUNK)
-    fill = 0
-    for t in range(a, b):
-        _dec_step(indices[t], h, gd, ghd, rz, cb, QT, bq, HdT, bhd)
-        for k in range(Hd):
-            Hs[k, fill] = h[k]
-        fill += 1
-        if fill == _CHUNK or t == b - 1:
-            _outputs(Hs, fill, OT, ob, n_max, Y, cnt, out, t + 1 - fill)
-            fill = 0
-
-
-@njit(parallel=True, **_JIT)
-def _decode_items(indices, offsets, order, cb, QT, bq, HdT, bhd, OT, ob, n_max, out):
-    """_decode_item over the items in parallel (longest first)."""
-    for p in prange(order.shape[0]):
-        i = order[p]
-        _decode_item(indices, offsets[i], offsets[i + 1], cb, QT, bq, HdT, bhd, OT, ob, n_max, out)
+def _units(offsets: np.ndarray, n_thetas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Work units for the parallel kernels: each theta's items split into G groups of about equal
+    frame counts (longest item to the lightest group), G such that n_thetas x G is a multiple of
+    the thread count. Returns items (per unit, longest first, concatenated), unit_theta and
+    unit_ptr (unit u = items[unit_ptr[u]:unit_ptr[u + 1]] of theta unit_theta[u])."""
+    threads = numba.get_num_threads()
+    G = threads // math.gcd(n_thetas, threads)
+    lengths = np.diff(offsets)
+    order = _length_order(offsets)
+    if G == 1:
+        groups = [order]
+    else:
+        load = [0] * G
+        members: list[list[int]] = [[] for _ in range(G)]
+        for i in order:
+            g = min(range(G), key=load.__getitem__)
+            members[g].append(int(i))
+            load[g] += int(lengths[i])
+        groups = [np.asarray(m, dtype=np.int64) for m in members]
+    sizes = [len(g) for g in groups]
+    one = np.concatenate(groups).astype(np.int64)
+    items = np.tile(one, n_thetas)
+    unit_theta = np.repeat(np.arange(n_thetas, dtype=np.int64), G)
+    unit_ptr = np.concatenate([[0], np.cumsum(np.tile(sizes, n_thetas))]).astype(np.int64)
+    return items, unit_theta, unit_ptr
 
 
 # --------------------------------------------------------------------------- kernel tensors
 class _Net(NamedTuple):
-    """Kernel tensors of n thetas (leading axis n), built by :func:`_net`. Ge = 3 Hep and
-    Gd = 3 Hdp gate lanes (blocks r, z, n, each padded to a multiple of 8)."""
+    """Kernel tensors of n thetas (leading axis n), built by :func:`_net`; matrices keep their
+    (outputs, inputs) rows, gate row blocks (r, z, n)."""
 
-    WxT: np.ndarray  # (n, C, Ge)   encoder W_ih on x, transposed
-    HeT: np.ndarray  # (n, Hd, Ge)  encoder W_ih on h, transposed
-    bie: np.ndarray  # (n, Ge)      encoder b_ih
-    WsT: np.ndarray  # (n, He, Ge)  encoder W_hh, transposed
-    bhe: np.ndarray  # (n, Ge)      encoder b_hh
-    LT: np.ndarray   # (n, He, D)   latent W, transposed
-    lb: np.ndarray   # (n, D)       latent b
-    cb: np.ndarray   # (n, K, D)    codebook
-    QT: np.ndarray   # (n, D, Gd)   decoder W_ih, transposed
-    bq: np.ndarray   # (n, Gd)      decoder b_ih
-    HdT: np.ndarray  # (n, Hd, Gd)  decoder W_hh, transposed
-    bhd: np.ndarray  # (n, Gd)      decoder b_hh
-    OT: np.ndarray   # (n, Hd, C)   output W, transposed
-    ob: np.ndarray   # (n, C)       output b
+    We: np.ndarray   # (n, 3He, Hd + C)  encoder W_ih, columns reordered to (h, x)
+    be: np.ndarray   # (n, 3He)          encoder b_ih
+    Ws: np.ndarray   # (n, 3He, He)      encoder W_hh
+    bs: np.ndarray   # (n, 3He)          encoder b_hh
+    LW: np.ndarray   # (n, D, He)        latent W
+    lb: np.ndarray   # (n, D)            latent b
+    cb: np.ndarray   # (n, K, D)         codebook
+    Whd: np.ndarray  # (n, 3Hd, Hd)      decoder W_hh
+    bhd: np.ndarray  # (n, 3Hd)          decoder b_hh
+    Q: np.ndarray    # (n, 3Hd, D)       decoder W_ih
+    bq: np.ndarray   # (n, 3Hd)          decoder b_ih
+    OW: np.ndarray   # (n, C, Hd)        output W
+    ob: np.ndarray   # (n, C)            output b
 
     def one(self, m: int = 0) -> tuple:
         return tuple(a[m] for a in self)
 
     def decoder(self, m: int = 0) -> tuple:
-        """Theta m's tensors that the decoder takes: cb, QT, bq, HdT, bhd, OT, ob."""
-        return self.one(m)[7:]
-
-
-def _pad(n: int) -> int:
-    return -(-n // _LANES) * _LANES
-
-
-def _gate_cols(w: np.ndarray, H: int) -> np.ndarray:
-    """(n, 3H, I) gate-row matrix -> (n, I, 3Hp) transposed, each gate block zero-padded."""
-    n, _, inputs = w.shape
-    Hp = _pad(H)
-    out = np.zeros((n, inputs, 3, Hp))
-    out[:, :, :, :H] = w.reshape(n, 3, H, inputs).transpose(0, 3, 1, 2)
-    return out.reshape(n, inputs, 3 * Hp)
-
-
-def _gate_vec(b: np.ndarray, H: int) -> np.ndarray:
-    n = b.shape[0]
-    out = np.zeros((n, 3, _pad(H)))
-    out[:, :, :H] = b.reshape(n, 3, H)
-    return out.reshape(n, -1)
+        """Theta m's tensors that the decoder takes: cb, Whd, bhd, Q, bq, OW, ob."""
+        return self.one(m)[6:]
 
 
 def _net(thetas: np.ndarray, config: FraeConfig) -> _Net:
     """Kernel tensors from checked thetas (n, p)."""
     layout = frae_layout(config)
     n = thetas.shape[0]
-    C, He, Hd = config.n_channels, config.enc_hidden, config.dec_hidden
+    C = config.n_channels
 
     def t(name: str) -> np.ndarray:
         spec = layout[name]
@@ -558,14 +598,16 @@ def _net(thetas: np.ndarray, config: FraeConfig) -> _Net:
 
     e_wih = t("enc.gru.W_ih")
     parts = _Net(
-        WxT=_gate_cols(e_wih[:, :, :C], He), HeT=_gate_cols(e_wih[:, :, C:], He),
-        bie=_gate_vec(t("enc.gru.b_ih"), He),
-        WsT=_gate_cols(t("enc.gru.W_hh"), He), bhe=_gate_vec(t("enc.gru.b_hh"), He),
-        LT=t("enc.latent.W").transpose(0, 2, 1), lb=t("enc.latent.b"), cb=t("codebook"),
-        QT=_gate_cols(t("dec.gru.W_ih"), Hd), bq=_gate_vec(t("dec.gru.b_ih"), Hd),
-        HdT=_gate_cols(t("dec.gru.W_hh"), Hd), bhd=_gate_vec(t("dec.gru.b_hh"), Hd),
-        OT=t("dec.out.W").transpose(0, 2, 1), ob=t("dec.out.b"))
+        We=np.concatenate([e_wih[:, :, C:], e_wih[:, :, :C]], axis=2), be=t("enc.gru.b_ih"),
+        Ws=t("enc.gru.W_hh"), bs=t("enc.gru.b_hh"), LW=t("enc.latent.W"), lb=t("enc.latent.b"),
+        cb=t("codebook"), Whd=t("dec.gru.W_hh"), bhd=t("dec.gru.b_hh"), Q=t("dec.gru.W_ih"),
+        bq=t("dec.gru.b_ih"), OW=t("dec.out.W"), ob=t("dec.out.b"))
     return _Net(*(np.ascontiguousarray(a, dtype=np.float64) for a in parts))
+
+
+def _config_kernels(config: FraeConfig) -> _Kernels:
+    return _kernels(config.n_channels, config.enc_hidden, config.dec_hidden, config.latent_dim,
+                    config.codebook_size)
 
 
 def _check_thetas(thetas, config: FraeConfig, name: str = "theta") -> np.ndarray:
@@ -697,11 +739,6 @@ def pack_patterns(patterns, n_channels: int | None = None, *, offsets=None) -> P
     return PackedPatterns(frame_ptr, cols, vals, off, _length_order(off), int(frames.shape[1]))
 
 
-def _frame_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cols = np.flatnonzero(x != 0.0)
-    return cols.astype(np.int64), np.ascontiguousarray(x[cols], dtype=np.float64)
-
-
 @dataclass
 class FraeOutput:
     """Result of a forward pass over n_items items with N frames in total.
@@ -726,9 +763,18 @@ class FraeOutput:
         return self.indices[a:b], self.decoded[a:b]
 
 
+def _kernel_run(thetas: np.ndarray, config: FraeConfig, packed: PackedPatterns, idx, dec, lat,
+                chans, vals) -> None:
+    """Run the parallel forward kernel; outputs with no rows (axis 1 of size 0) are skipped."""
+    items, unit_theta, unit_ptr = _units(packed.offsets, thetas.shape[0])
+    with numba.parallel_chunksize(1):
+        _config_kernels(config).forward(packed.frame_ptr, packed.cols, packed.vals, packed.offsets,
+                                        items, unit_theta, unit_ptr, *_net(thetas, config),
+                                        config.output_maxima, idx, dec, lat, chans, vals)
+
+
 def _run_forward(thetas: np.ndarray, config: FraeConfig, packed: PackedPatterns,
                  return_latents: bool, out: np.ndarray | None = None) -> list[FraeOutput]:
-    net = _net(thetas, config)
     n, N = thetas.shape[0], packed.n_frames
     C, D = config.n_channels, config.latent_dim
     idx = np.empty((n, N), dtype=np.int64)
@@ -740,12 +786,8 @@ def _run_forward(thetas: np.ndarray, config: FraeConfig, packed: PackedPatterns,
     else:
         dec = out
     lat = np.empty((n, N if return_latents else 0, D), dtype=np.float64)
-    n_items = packed.n_items
-    # pairs (theta m, item i) -> m * n_items + i; longest items first, the thetas of an item together
-    order = (np.arange(n, dtype=np.int64)[None, :] * n_items + packed.order[:, None]).ravel()
-    with numba.parallel_chunksize(1):
-        _forward_items(packed.frame_ptr, packed.cols, packed.vals, packed.offsets, order, *net,
-                       config.output_maxima, idx, dec, lat)
+    _kernel_run(thetas, config, packed, idx, dec, lat, np.empty((n, 0, 0), dtype=np.int8),
+                np.empty((n, 0, 0)))
     return [FraeOutput(idx[m], dec[m], packed.offsets, lat[m] if return_latents else None)
             for m in range(n)]
 
@@ -775,6 +817,26 @@ def forward_many(thetas: np.ndarray, config: FraeConfig, patterns, *, offsets=No
     arr = _check_thetas(thetas, config, "thetas")
     packed = pack_patterns(patterns, config.n_channels, offsets=offsets)
     return _run_forward(arr, config, packed, return_latents, out)
+
+
+def forward_maxima(thetas: np.ndarray, config: FraeConfig, patterns, *,
+                   offsets=None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`forward_many`'s decoded patterns in compact form: ``(chans, vals)``.
+
+    ``chans`` (n, N, M) int8: the M kept channels of each frame in ascending order; ``vals``
+    (n, N, M) float64: their decoded values (the numbers ``forward_many(...)[m].decoded`` holds
+    at those channels; every other channel is 0 there). M = ``output_maxima`` (sigmoid outputs
+    are > 0, so every frame keeps exactly M), or C with chans = 0..C-1 when it is 0.
+    """
+    arr = _check_thetas(thetas, config, "thetas")
+    packed = pack_patterns(patterns, config.n_channels, offsets=offsets)
+    n, N, C = arr.shape[0], packed.n_frames, config.n_channels
+    M = config.output_maxima or C
+    chans = np.empty((n, N, M), dtype=np.int8)
+    vals = np.empty((n, N, M), dtype=np.float64)
+    _kernel_run(arr, config, packed, np.empty((n, N), dtype=np.int64), np.empty((n, 0, C)),
+                np.empty((n, 0, config.latent_dim)), chans, vals)
+    return chans, vals
 
 
 def _pack_indices(indices, codebook_size: int, offsets) -> tuple[np.ndarray, np.ndarray]:
@@ -810,8 +872,10 @@ def decode(theta: np.ndarray, config: FraeConfig, indices, *, offsets=None) -> n
     net = _net(_one_theta(theta, config), config)
     flat, off = _pack_indices(indices, config.codebook_size, offsets)
     out = np.empty((flat.size, config.n_channels), dtype=np.float64)
+    items, _, unit_ptr = _units(off, 1)
     with numba.parallel_chunksize(1):
-        _decode_items(flat, off, _length_order(off), *net.decoder(), config.output_maxima, out)
+        _config_kernels(config).decode(flat, off, items, unit_ptr, *net.decoder(),
+                                       config.output_maxima, out)
     return out
 
 
@@ -820,34 +884,35 @@ class Encoder:
     """Zero-delay streaming encoder (research §5): one pattern frame in, one index out.
 
     Runs its own copy of the decoder GRU, so ``h`` equals the :class:`Decoder`'s state after the
-    same indices. States start at zero; :meth:`reset` starts a new item.
+    same indices. States start at zero; :meth:`reset` starts a new item. Each step runs the
+    batched kernel's lane code with one lane in use (lane 0), so it is exactly :func:`forward`.
     """
 
     def __init__(self, theta: np.ndarray, config: FraeConfig) -> None:
         self.config = config
         self._net = _net(_one_theta(theta, config), config).one()
-        Ge, Gd = self._net[3].shape[1], self._net[8].shape[1]
-        self._s, self._h = np.zeros(Ge // 3), np.zeros(Gd // 3)
-        self._scratch = _Scratch(*_scratch(Ge, Gd, config.latent_dim, 0, 0, 0))
+        self._step = _config_kernels(config).enc_step
+        self._lanes = _LaneArrays(*_lane_arrays(config.n_channels, config.enc_hidden,
+                                                config.dec_hidden, config.latent_dim))
 
     @property
     def s(self) -> np.ndarray:
         """Encoder GRU state s_t (a copy, (enc_hidden,))."""
-        return self._s[:self.config.enc_hidden].copy()
+        return self._lanes.s[:, 0].copy()
 
     @property
     def h(self) -> np.ndarray:
         """The encoder's copy of the decoder state h_t (a copy, (dec_hidden,))."""
-        return self._h[:self.config.dec_hidden].copy()
+        return self._lanes.HX[:self.config.dec_hidden, 0].copy()
 
     @property
     def latent(self) -> np.ndarray:
         """Latent z_t of the last step (a copy)."""
-        return self._scratch.z.copy()
+        return self._lanes.z[:, 0].copy()
 
     def reset(self) -> None:
-        self._s[:] = 0.0
-        self._h[:] = 0.0
+        self._lanes.s[:] = 0.0
+        self._lanes.HX[:] = 0.0
 
     def step(self, frame: np.ndarray) -> int:
         """Encode one pattern frame (C,) -> codebook index."""
@@ -859,35 +924,43 @@ class Encoder:
         x = x.astype(np.float64)
         if not np.all(np.isfinite(x)):
             raise ParameterError("frame has non-finite values")
-        cols, vals = _frame_csr(x)
-        return int(_encoder_step(cols, vals, self._s, self._h, *self._scratch[:6], *self._net[:12]))
+        lanes = self._lanes
+        lanes.HX[self.config.dec_hidden:, 0] = x
+        self._step(*lanes[:11], *self._net[:11])
+        return int(lanes.best[0])
 
 
 class Decoder:
-    """Streaming decoder: one index in, one decoded frame (C,) out. :meth:`reset` per item."""
+    """Streaming decoder: one index in, one decoded frame (C,) out. :meth:`reset` per item.
+
+    Runs the batched decoder's lane code with one lane in use, so it is exactly :func:`decode`.
+    """
 
     def __init__(self, theta: np.ndarray, config: FraeConfig) -> None:
         self.config = config
         self._dec = _net(_one_theta(theta, config), config).decoder()
-        Gd = self._dec[1].shape[1]
-        self._h = np.zeros(Gd // 3)
-        self._scratch = _Scratch(*_scratch(0, Gd, 0, config.dec_hidden, config.n_channels, 1))
+        self._step = _config_kernels(config).dec_step
+        self._lanes = _LaneArrays(*_lane_arrays(config.n_channels, 1, config.dec_hidden,
+                                                config.latent_dim))
 
     @property
     def h(self) -> np.ndarray:
         """Decoder GRU state h_t (a copy, (dec_hidden,))."""
-        return self._h[:self.config.dec_hidden].copy()
+        return self._lanes.HX[:self.config.dec_hidden, 0].copy()
 
     def reset(self) -> None:
-        self._h[:] = 0.0
+        self._lanes.HX[:] = 0.0
 
     def step(self, index: int) -> np.ndarray:
         """Decode one codebook index -> decoded frame (C,) float64 (a new array)."""
         K = self.config.codebook_size
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < K:
             raise ParameterError(f"index {index!r}; expected an integer in 0..{K - 1}")
-        out = np.empty((1, self.config.n_channels))
-        sc = self._scratch
-        _decoder_step(int(index), self._h, sc.gd, sc.ghd, sc.rz, sc.Hs, sc.Y, sc.cnt, out,
-                      *self._dec, self.config.output_maxima)
-        return out[0]
+        ln = self._lanes
+        ln.best[0] = index
+        n_max = self.config.output_maxima
+        self._step(ln.best, ln.HX, ln.ghd, ln.gd, ln.cw, ln.rz, ln.Y, ln.cnt, *self._dec, n_max)
+        y = ln.Y[:, 0].copy()
+        if 0 < n_max < self.config.n_channels:
+            y[ln.cnt[:, 0] >= n_max] = 0.0
+        return y

@@ -14,9 +14,15 @@ import numpy as np
 
 from .ace import AceParams, default_params
 from .errors import ParameterError
+from . import frae as _frae
 from .frae import FraeConfig, PackedPatterns, forward_many, pack_patterns
 from .stoi import Reference, ReferenceSet
 from .vocoder import envelopes
+
+# The compact path: the FRAE's kept maxima (chans int8 (n, N, M), vals float64 (n, N, M)) go
+# straight to ReferenceSet.vstoi_maxima, which applies the inverse LGF only where STOI looks;
+# without it (older frae), the dense decoded pattern -> envelopes -> vstoi_envelopes.
+_forward_maxima = getattr(_frae, "forward_maxima", None)
 
 
 class VstoiObjective:
@@ -81,14 +87,19 @@ class VstoiObjective:
         packed = self._subset(idx)
         n_frames, C = packed.n_frames, self.config.n_channels
         shape = (len(thetas), n_frames, C)
+        offsets = np.concatenate([packed.offsets[:-1] + m * n_frames for m in range(len(thetas))]
+                                 + [[len(thetas) * n_frames]]).astype(np.int64)
+        rs = self._reference_set(idx, len(thetas))
+        if _forward_maxima is not None:
+            chans, vals = _forward_maxima(thetas, self.config, packed)
+            out = rs.vstoi_maxima(chans, vals, self.ace_params, offsets=offsets,
+                                  extended=self.extended)
+            return out.reshape(len(thetas), idx.size)
         if self._buffers is None or self._buffers[0].shape != shape:  # reused: no 100 MB
             self._buffers = (np.empty(shape), np.empty((shape[0] * n_frames, C)))  # allocations
         decoded, env = self._buffers
         forward_many(thetas, self.config, packed, out=decoded)
         envelopes(decoded.reshape(shape[0] * n_frames, C), self.ace_params, out=env)
-        offsets = np.concatenate([packed.offsets[:-1] + m * n_frames for m in range(len(thetas))]
-                                 + [[len(thetas) * n_frames]]).astype(np.int64)
-        rs = self._reference_set(idx, len(thetas))
         out = rs.vstoi_envelopes(env, self._freqs, int(self.ace_params.hop), offsets=offsets,
                                  extended=self.extended)
         return out.reshape(len(thetas), idx.size)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from pa_ci.errors import ParameterError
-from pa_ci.frae import (Decoder, Encoder, FraeConfig, FraeOutput, PackedPatterns, _exp_array,
-                        decode, forward, forward_many, frae_layout, init_params, pack_patterns)
+from pa_ci.frae import (_L, Decoder, Encoder, FraeConfig, FraeOutput, PackedPatterns, _exp_array,
+                        _units, decode, forward, forward_many, forward_maxima, frae_layout,
+                        init_params, pack_patterns)
 from pa_ci.params import Layout
 
 
@@ -359,3 +360,109 @@ def test_forward_many_into_a_given_buffer():
         assert np.array_equal(outs[m].indices, ref[m].indices)
     with pytest.raises(ParameterError, match="C-contiguous float64"):
         forward_many(thetas, cfg, pats, out=np.empty((2, 136, 22)))
+
+
+# --------------------------------------------------------------------------- lane kernels
+def _many_items(rng, n, C=22, n_sel=8, longest=160):
+    """More items than lanes, unequal lengths, some empty ones in between."""
+    lengths = rng.integers(0, longest, n)
+    lengths[::9] = 0
+    lengths[1] = 1
+    return sparse_patterns(rng, lengths, C=C, n_sel=n_sel)
+
+
+def _with_threads(k, call):
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(k)
+        return call()
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_lanes_refill_matches_numpy_twin():
+    """2.5 x _L items: lanes take new items as theirs end (states reset), empty items skipped."""
+    cfg = FraeConfig()
+    rng = np.random.default_rng(21)
+    items = _many_items(rng, int(2.5 * _L))
+    theta = init_params(cfg, 3) * 2.0
+    frae_layout(cfg).view(theta, "codebook")[:] = rng.normal(0, 0.5, (cfg.codebook_size, 2))
+    out = forward(theta, cfg, items, return_latents=True)
+    idx, dec, lat = twin_forward(theta, cfg, items)
+    np.testing.assert_array_equal(out.indices, np.concatenate(idx))
+    np.testing.assert_allclose(out.decoded, np.concatenate(dec), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(out.latents, np.concatenate(lat), rtol=0, atol=1e-10)
+    assert len(np.unique(out.indices)) > 1
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=["default", "maxima0", "small", "unpadded"])
+def test_forward_maxima_equals_dense_forward_many(cfg):
+    rng = np.random.default_rng(22)
+    items = _many_items(rng, _L + 5, C=cfg.n_channels, n_sel=min(8, cfg.n_channels), longest=90)
+    thetas = np.stack([init_params(cfg, s) * 2.0 for s in (1, 2, 3)])
+    dense = np.stack([o.decoded for o in forward_many(thetas, cfg, items)])
+    chans, vals = forward_maxima(thetas, cfg, items)
+    n, N, C = dense.shape
+    M = cfg.output_maxima or C
+    assert chans.shape == vals.shape == (n, N, M)
+    assert chans.dtype == np.int8 and vals.dtype == np.float64
+    assert np.all(np.diff(chans.astype(int), axis=2) > 0)  # ascending, distinct
+    np.testing.assert_array_equal(np.take_along_axis(dense, chans.astype(np.int64), axis=2), vals)
+    rebuilt = np.zeros_like(dense)
+    np.put_along_axis(rebuilt, chans.astype(np.int64), vals, axis=2)
+    np.testing.assert_array_equal(rebuilt, dense)  # and nothing else is kept
+    if cfg.output_maxima == 0:
+        np.testing.assert_array_equal(chans, np.broadcast_to(np.arange(C), chans.shape))
+
+
+def test_forward_maxima_ties_and_checks():
+    cfg = FraeConfig()
+    layout = frae_layout(cfg)
+    theta = init_params(cfg, 0)
+    layout.view(theta, "dec.out.W")[:] = 0.0
+    layout.view(theta, "dec.out.b")[:] = 0.3  # all 22 outputs equal: the 8 highest channels win
+    chans, vals = forward_maxima(theta[None], cfg, sparse_patterns(np.random.default_rng(0), [5]))
+    np.testing.assert_array_equal(chans, np.broadcast_to(np.arange(14, 22), (1, 5, 8)))
+    np.testing.assert_allclose(vals, 1.0 / (1.0 + np.exp(-0.3)), rtol=0, atol=1e-15)
+    with pytest.raises(ParameterError):
+        forward_maxima(theta, cfg, [np.zeros((3, 22))])  # 1-D theta: thetas must be (n, p)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_thread_count_and_work_units_do_not_change_results(n):
+    cfg = FraeConfig()
+    rng = np.random.default_rng(23)
+    items = pack_patterns(_many_items(rng, 2 * _L + 3), 22)
+    thetas = np.stack([init_params(cfg, s) * 1.5 for s in range(n)])
+    runs = [_with_threads(k, lambda: forward_many(thetas, cfg, items, return_latents=True))
+            for k in (1, 2)]
+    for a, b in zip(*runs):
+        assert np.array_equal(a.indices, b.indices) and np.array_equal(a.decoded, b.decoded)
+        assert np.array_equal(a.latents, b.latents)
+    for m in range(n):  # each theta as if alone
+        ref = forward(thetas[m], cfg, items)
+        assert np.array_equal(runs[1][m].decoded, ref.decoded)
+    dec = _with_threads(1, lambda: decode(thetas[0], cfg, runs[0][0].indices,
+                                          offsets=items.offsets))
+    assert np.array_equal(dec, runs[0][0].decoded)
+
+
+def test_units_balance_frames_and_cover_every_item_once():
+    rng = np.random.default_rng(24)
+    offsets = np.concatenate([[0], np.cumsum(rng.integers(0, 500, 37))])
+    lengths = np.diff(offsets)
+    for n, threads in ((1, 2), (2, 2), (3, 2), (4, 2), (1, 1), (3, 1)):
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            continue
+        items, unit_theta, unit_ptr = _with_threads(threads, lambda: _units(offsets, n))
+        # as few units per theta as keep every thread busy: n x G a multiple of the threads
+        G = len(unit_theta) // n
+        assert len(unit_theta) == n * G and (n * G) % threads == 0 and G <= threads
+        for m in range(n):
+            units = np.flatnonzero(unit_theta == m)
+            got = np.concatenate([items[unit_ptr[u]:unit_ptr[u + 1]] for u in units])
+            np.testing.assert_array_equal(np.sort(got), np.arange(37))
+            loads = [lengths[items[unit_ptr[u]:unit_ptr[u + 1]]].sum() for u in units]
+            assert max(loads) - min(loads) <= lengths.max()
+            for u in units:  # longest first within a unit
+                assert np.all(np.diff(lengths[items[unit_ptr[u]:unit_ptr[u + 1]]]) <= 0)

@@ -270,3 +270,25 @@ def test_estoi_matches_pystoi_with_its_noise_off(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert abs(S.stoi(x, y, 16000, True) - pystoi.stoi(x, y, 16000, True)) < 1e-13
+
+
+@settings(max_examples=20, deadline=None)
+@given(T=st.integers(30, 120), seed=st.integers(0, 2 ** 31))
+def test_blocked_stoi_core_equals_plain_bitwise(T, seed):
+    """_stoi_core (8 segments at a time in registers) == _stoi_core_plain bitwise, for any number
+    of segments (block remainder included), and both == a NumPy twin of Taal et al. Eq. 3-6."""
+    rng = np.random.default_rng(seed)
+    xb = rng.uniform(0, 2, (S.NUMBAND, T)) ** 3
+    yb = np.abs(xb * rng.uniform(0.2, 3, xb.shape) + rng.standard_normal(xb.shape))
+    stats = S._stoi_x_stats(xb, S.N_SEGMENT)
+    got = S._stoi_core(xb, yb, *stats, S.N_SEGMENT, S.CLIP_FACTOR)
+    assert got == S._stoi_core_plain(xb, yb, *stats, S.N_SEGMENT, S.CLIP_FACTOR)
+    N = S.N_SEGMENT
+    xs = np.lib.stride_tricks.sliding_window_view(xb, N, axis=1)  # (J, M, N)
+    ys = np.lib.stride_tricks.sliding_window_view(yb, N, axis=1)
+    alpha = np.linalg.norm(xs, axis=2, keepdims=True) / (np.linalg.norm(ys, axis=2, keepdims=True) + S.EPS)
+    yp = np.minimum(alpha * ys, xs * S.CLIP_FACTOR)
+    yc = yp - yp.mean(axis=2, keepdims=True)
+    xc = xs - xs.mean(axis=2, keepdims=True)
+    d = np.sum(xc * yc, axis=2) / ((np.linalg.norm(xc, axis=2) + S.EPS) * (np.linalg.norm(yc, axis=2) + S.EPS))
+    assert abs(got - d.mean()) < 1e-12

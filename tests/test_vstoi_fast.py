@@ -263,3 +263,159 @@ def test_resampler_reads_only_samples_the_vocoder_wrote(fs):
     S._resample_runs(y16p, pad, G, down, half, runs10, y10)
     needed = np.concatenate([np.arange(a, b) for a, b in runs10])
     assert np.all(np.isfinite(y10[needed]))
+
+
+# --- compact input: the kept maxima of a pattern (ReferenceSet.vstoi_maxima) ----------------------
+
+from pa_ci.ace import default_params, lgf_inverse  # noqa: E402
+from pa_ci.vocoder import envelopes as dense_envelopes  # noqa: E402
+
+ACE = default_params()
+
+
+def maxima_of(dense, m=8):
+    """(chans, vals) of a dense pattern with <= m nonzero values a row: the m largest entries of
+    each row (ties by channel), in ascending channel order (the forward_maxima contract)."""
+    keep = np.sort(np.argsort(-dense, axis=1, kind="stable")[:, :m], axis=1)
+    return keep.astype(np.int8), np.take_along_axis(dense, keep, axis=1)
+
+
+def random_pattern(n_frames, seed, m=8):
+    """Decoder-like pattern: m channels a frame with magnitudes in (0, 1), some exactly 1."""
+    rng = np.random.default_rng(seed)
+    P = np.zeros((n_frames, 22))
+    idx = np.argsort(rng.random((n_frames, 22)), axis=1)[:, :m]
+    v = rng.uniform(0.0, 1.0, (n_frames, m))
+    v[rng.random(v.shape) < 0.02] = 1.0
+    np.put_along_axis(P, idx, v, axis=1)
+    return P
+
+
+def lgf_twin(v, params=ACE):
+    """Inverse LGF in NumPy (clip to [0, 1], 0 stays 0), the twin of _inverse_lgf_values."""
+    x = np.clip(v, 0.0, 1.0)
+    return np.where(x > 0, lgf_inverse(x, params), 0.0)
+
+
+@pytest.mark.parametrize("alpha", [None, 20.0, 5000.0, 1e6])
+def test_inverse_lgf_values_matches_numpy_twin(alpha):
+    """The vectorised exp (series + squarings) against NumPy's exp: relative error ~1e-14."""
+    from types import SimpleNamespace
+    params = ACE if alpha is None else SimpleNamespace(lgf_alpha=alpha, lgf_base=0.01, lgf_sat=1.0)
+    v = np.concatenate([np.linspace(-0.2, 1.3, 20001), [0.0, 1.0, 1e-300, 5e-324, -0.0]])
+    args = S._lgf_series_args(params)
+    out = np.full(v.size + 3, np.nan)
+    S._inverse_lgf_values(v, 2, v.size, *args, out)
+    x = np.clip(v[2:], 0.0, 1.0)
+    twin = np.where(x > 0, params.lgf_base + (params.lgf_sat - params.lgf_base)
+                    * np.expm1(x * np.log1p(params.lgf_alpha)) / params.lgf_alpha, 0.0)
+    got = out[:v.size - 2]
+    np.testing.assert_allclose(got, twin, rtol=3e-14 if alpha is None else 2e-13, atol=0)
+    assert np.all(got[x == 0] == 0) and np.all(np.isnan(out[v.size - 2:]))
+    if alpha is None:
+        np.testing.assert_allclose(got, lgf_twin(v[2:]), rtol=3e-14, atol=0)
+
+
+def test_vocode_maxima_runs_equals_plain_twin():
+    ref = reference(0)
+    K = -(-ref.length // HOP)
+    dense = random_pattern(K, seed=2)
+    chans, vals = maxima_of(dense)
+    _, runs16 = ref._needed_runs()
+    st_, ct_, cs = S._carrier_tables(FREQS, HOP, FS, K)
+    pad = 100
+    y16p = np.full(ref.length + 2 * pad, np.nan)
+    status = S._vocode_maxima_runs(chans, vals, 22, *S._lgf_series_args(ACE), st_, ct_, cs, HOP,
+                                   ref.length, runs16, pad, y16p)
+    assert status == 0
+    E = lgf_twin(dense)
+    n = np.arange(1, K * HOP + 1)[:, None]
+    twin = np.sum(np.repeat(E, HOP, axis=0)
+                  * np.sin(2 * np.pi * (np.fmod(FREQS * n, FS) / FS)), axis=1)[: ref.length]
+    covered = np.zeros(ref.length, dtype=bool)
+    for a, b in runs16:
+        covered[a:b] = True
+    got = y16p[pad:pad + ref.length]
+    np.testing.assert_allclose(got[covered], twin[covered], rtol=0, atol=1e-13)
+    assert np.all(y16p[:pad] == 0) and np.all(y16p[pad + ref.length:] == 0)
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_vstoi_maxima_equals_dense_path_and_pystoi(extended):
+    """Same scores as envelopes + vstoi_envelopes (to ~1e-15) and as pystoi (<= 1e-11), with a
+    too-short item, int8 and int64 channels, and (n, N, M) input for two "thetas"."""
+    refs = [reference(i) for i in range(len(SPEECH))]
+    refs.insert(1, S.Reference(speech(0)[8000:8000 + 6000], FS))  # < 30 frames: scores 1e-5
+    n_rows = 2
+    dense = [random_pattern(-(-r.length // HOP) + (i % 2), seed=20 + i)
+             for i, r in enumerate(refs * n_rows)]
+    rset = S.ReferenceSet(refs * n_rows)
+    off = np.concatenate([[0], np.cumsum([len(p) for p in dense])])
+    stacked = np.concatenate(dense)
+    with pytest.warns(RuntimeWarning):
+        want = rset.vstoi_envelopes(dense_envelopes(stacked, ACE), FREQS, HOP, offsets=off,
+                                    extended=extended)
+    chans, vals = maxima_of(stacked)
+    N = stacked.shape[0] // n_rows if stacked.shape[0] % n_rows == 0 else None
+    for ch in (chans, chans.astype(np.int64)):
+        with pytest.warns(RuntimeWarning, match="2 item"):
+            got = rset.vstoi_maxima(ch, vals, ACE, offsets=off, extended=extended)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-14)
+    if N is not None:  # the (n, N, M) layout of forward_maxima
+        with pytest.warns(RuntimeWarning):
+            got3 = rset.vstoi_maxima(chans.reshape(n_rows, N, 8), vals.reshape(n_rows, N, 8),
+                                     ACE, offsets=off, extended=extended)
+        np.testing.assert_array_equal(got3, got)
+    assert got[1] == 1e-5
+    for i in (0, 2):  # against the oracle
+        x = speech(0 if i == 0 else 1)
+        y = plain_vocoder(lgf_twin(dense[i]))[: x.size]
+        assert abs(got[i] - pystoi.stoi(x, y, FS, extended=extended)) < 1e-11
+
+
+def test_vstoi_maxima_single_item_and_fewer_maxima():
+    """One item needs no offsets; M = 4 (any M <= 22) works; dense rows with < M nonzeros too."""
+    ref = reference(2)
+    dense = random_pattern(-(-ref.length // HOP), seed=4, m=4)
+    dense[::7] = 0.0  # silent frames: the kept 'maxima' are zeros
+    rset = S.ReferenceSet([ref])
+    want = rset.vstoi_envelopes([dense_envelopes(dense, ACE)], FREQS, HOP)
+    for m in (4, 8, 22):
+        got = rset.vstoi_maxima(*maxima_of(dense, m), ACE)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-14)
+
+
+def test_vstoi_maxima_errors():
+    ref = reference(0)
+    K = -(-ref.length // HOP)
+    chans, vals = maxima_of(random_pattern(K, seed=1))
+    rset = S.ReferenceSet([ref])
+    with pytest.raises(ParameterError, match="one shape"):
+        rset.vstoi_maxima(chans, vals[:, :7], ACE)
+    with pytest.raises(ParameterError, match="integers"):
+        rset.vstoi_maxima(chans.astype(float), vals, ACE)
+    with pytest.raises(ParameterError, match="floats"):
+        rset.vstoi_maxima(chans, chans, ACE)
+    with pytest.raises(ParameterError, match="shorter"):
+        rset.vstoi_maxima(chans[:-2], vals[:-2], ACE)
+    with pytest.raises(ParameterError, match="offsets"):
+        rset.vstoi_maxima(chans, vals, ACE, offsets=[0, K + 1])
+    with pytest.raises(ParameterError, match="offsets"):
+        S.ReferenceSet([ref, ref]).vstoi_maxima(chans, vals, ACE)
+    mid = K // 2  # inside kept speech
+    bad = chans.copy()
+    bad[mid, 3] = bad[mid, 2]  # repeated channel
+    with pytest.raises(ParameterError, match="ascending"):
+        rset.vstoi_maxima(bad, vals, ACE)
+    bad = chans.copy()
+    bad[mid, 7] = 22  # out of range
+    with pytest.raises(ParameterError, match="out of"):
+        rset.vstoi_maxima(bad, vals, ACE)
+    bad[mid, 7] = -1
+    with pytest.raises(ParameterError, match="out of"):
+        rset.vstoi_maxima(bad, vals, ACE)
+    for v in (np.nan, np.inf):
+        vv = vals.copy()
+        vv[mid, 1] = v
+        with pytest.raises(ParameterError, match="NaN"):
+            rset.vstoi_maxima(chans, vv, ACE)
