@@ -53,6 +53,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) tests/bench_vstoi.py
 	$(PY) tests/bench_spsa.py
+	$(PY) tests/bench_table.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info

@@ -142,21 +142,48 @@ def dataset_group() -> None:
 
 @dataset_group.command("build")
 @click.option("--speech", type=click.Path(path_type=Path), default=None,
-              help="Folder of speech files (FLAC/WAV/NIST SPHERE); default: the bundled subset.")
+              help="Folder of speech files (FLAC/WAV/NIST SPHERE, e.g. a TIMIT copy; searched "
+                   "recursively, speaker = MANIFEST.tsv, LibriSpeech name or parent folder); "
+                   "default: the bundled subset.")
 @click.option("--noise", type=click.Path(path_type=Path), default=None,
               help="Folder of noise files; default: the bundled noises (CCITT noise is added).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Cache folder (default: $PA_CI_CACHE or ~/.cache/pa-ci).")
-@click.option("--seed", type=int, default=None, help="Seed of the split, noise and SNR draws.")
-@click.option("--tiny", is_flag=True, help="The tiny split (8 train, 8 test, first 4 s).")
+              help="Cache folder; the dataset goes to OUT/datasets/KEY (default: $PA_CI_CACHE "
+                   "or ~/.cache/pa-ci).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the split, noise and SNR draws (default 0).")
+@click.option("--n-train", type=click.IntRange(min=1), default=None,
+              help="Train items (default 100, the paper's train patterns).")
+@click.option("--n-test", type=click.IntRange(min=1), default=None,
+              help="Test items (default: every mixture of the test speakers; the paper: 1680).")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Cut every utterance to its first this many seconds (default: whole files).")
+@click.option("--mixtures-per-utterance", type=click.IntRange(min=1), default=None,
+              help="Noisy mixtures made of each utterance (default 4).")
+@click.option("--tiny", is_flag=True, help="The tiny split (8 train, 8 test, first 4 s); the "
+                                           "options above override its sizes.")
 @_json_option
 def dataset_build_command(speech: Path | None, noise: Path | None, out: Path | None,
-                          seed: int | None, tiny: bool, as_json: bool) -> None:
-    """Build (or load from the cache) a dataset and print its reference VSTOI per split."""
-    dataset = _dataset(tiny, speech, noise, seed, cache_dir=out)
+                          seed: int | None, n_train: int | None, n_test: int | None,
+                          max_seconds: float | None, mixtures_per_utterance: int | None,
+                          tiny: bool, as_json: bool) -> None:
+    """Build (or load from the cache) a dataset and print where it is and its reference VSTOI
+    per split. Pass the printed folder to --dataset of train, eval, prune, sensitivity, sweep."""
+    import dataclasses
+
+    from .data import build_dataset, default_config
+    config = default_config(tiny=tiny)
+    changes = {name: value for name, value in (
+        ("speech_dir", speech), ("noise_dir", noise), ("seed", seed), ("n_train", n_train),
+        ("n_test", n_test), ("max_seconds", max_seconds),
+        ("mixtures_per_utterance", mixtures_per_utterance)) if value is not None}
+    if changes:
+        config = dataclasses.replace(config, **changes)
+    dataset = build_dataset(config, cache_dir=out, progress=Progress("dataset"))
     summary = dataset.summary()
-    summary["path"] = str(dataset.path)
-    _emit(as_json, summary, _format_dataset_summary(summary))
+    summary["path"] = str(dataset.path.resolve())
+    _emit(as_json, summary, _format_dataset_summary(summary)
+          + f"\n  use it with: --dataset {summary['path']}")
 
 
 def _format_dataset_summary(summary: dict[str, Any]) -> str:
@@ -172,27 +199,37 @@ def _format_dataset_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _dataset(tiny: bool, speech: Path | None = None, noise: Path | None = None,
-             seed: int | None = None, cache_dir: Path | None = None):
-    """The dataset a command builds, trains or evaluates on (default: the bundled data, cached)."""
-    import dataclasses
+def _check_data_options(tiny: bool, dataset_dir: Path | None) -> None:
+    """--dataset and --tiny name the data two ways: refused before anything is done."""
+    if tiny and dataset_dir is not None:
+        raise click.UsageError("--dataset and --tiny cannot be combined (the dataset folder "
+                               "fixes the split; build a small one with `pa-ci dataset build "
+                               "--n-train N --n-test N`)")
 
+
+def _dataset(tiny: bool, dataset_dir: Path | None = None):
+    """The dataset a command trains or evaluates on: the folder --dataset names (loaded, never
+    rebuilt; pa_ci.data.find_dataset) or the default on the bundled data (built once, cached)."""
+    _check_data_options(tiny, dataset_dir)
+    if dataset_dir is not None:
+        from .data import open_dataset
+        return open_dataset(dataset_dir)
     from .data import build_dataset, default_config
-    config = default_config(tiny=tiny)
-    changes: dict[str, Any] = {}
-    if speech is not None:
-        changes["speech_dir"] = speech
-    if noise is not None:
-        changes["noise_dir"] = noise
-    if seed is not None:
-        changes["seed"] = seed
-    if changes:
-        config = dataclasses.replace(config, **changes)
-    return build_dataset(config, cache_dir=cache_dir, progress=Progress("dataset"))
+    return build_dataset(default_config(tiny=tiny), progress=Progress("dataset"))
+
+
+def _dataset_line(record: dict[str, Any] | None) -> str:
+    if not record:      # a run recorded before runs named their dataset
+        return "dataset not recorded"
+    return f"dataset {record['key']} ({record['n_train']} train, {record['n_test']} test items)"
 
 
 _tiny_option = click.option("--tiny", is_flag=True,
                             help="Use the tiny dataset split (8 train, 8 test items, 4 s each).")
+_dataset_option = click.option(
+    "--dataset", "dataset_dir", type=click.Path(path_type=Path), default=None,
+    help="Dataset folder that `pa-ci dataset build` wrote (or its --out folder when it holds one "
+         "dataset); default: the bundled data.")
 _model_option = click.option("--model", type=click.Path(path_type=Path), default=None,
                              help="Model file or run folder (default: the shipped model).")
 
@@ -248,13 +285,15 @@ def _load_model_arg(model: Path | None):
 @click.option("--codebook-size", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--output-maxima", type=click.IntRange(min=0), default=8, show_default=True,
               help="Decoder keeps this many largest channels per frame (0: all).")
+@_dataset_option
 @_tiny_option
 @_json_option
 def train_command(output: Path, iters: int, seed: int, resume: bool, init_model: Path | None,
                   warm_start: int, batch_size: int | None, checkpoint_every: int, gain_a: float,
                   gain_A: float, gain_c: float, alpha: float, gamma: float, averaging: int,
                   blocking: float | None, calibrate_step: float | None, enc_hidden: int, dec_hidden: int, latent_dim: int,
-                  codebook_size: int, output_maxima: int, tiny: bool, as_json: bool) -> None:
+                  codebook_size: int, output_maxima: int, dataset_dir: Path | None, tiny: bool,
+                  as_json: bool) -> None:
     """Train an FRAE by SPSA on mean VSTOI over the train split (paper §II-C, Eq. 7).
 
     A seeded initialisation and a short frame-MSE warm start come first (or --init MODEL; the
@@ -265,6 +304,7 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
     from .frae import FraeConfig
     from .training import TrainOptions, train
 
+    _check_data_options(tiny, dataset_dir)
     config = FraeConfig(enc_hidden=enc_hidden, dec_hidden=dec_hidden, latent_dim=latent_dim,
                         codebook_size=codebook_size, output_maxima=output_maxima)
     init_theta = init_name = mask = None
@@ -279,8 +319,9 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
                            warm_start_steps=0 if init_model is not None else warm_start,
                            calibrate_step=calibrate_step,
                            gains=_gains(gain_a, gain_A, gain_c, alpha, gamma))
-    dataset = _dataset(tiny)
-    info = {"key": dataset.key, "config": dataset.config.to_dict(), "split": "train"}
+    dataset = _dataset(tiny, dataset_dir)
+    record = dataset.record()
+    info = {**record, "split": "train", "config": dataset.config.to_dict()}
     path = train(output, dataset.train, config=config, options=options, dataset_info=info,
                  init_theta=init_theta, init_name=init_name, resume=resume,
                  progress=Progress("train"), warm_start_progress=Progress("warm start"),
@@ -289,9 +330,10 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
     meta = codec.model.meta
     result = {"model": str(path), "run": str(output), "iterations": meta.get("iterations"),
               "train_vstoi": meta.get("train_vstoi"), "vstoi_initial": meta.get("vstoi_initial"),
-              "seed": seed, "model_hash": codec.hash, "n_weights": codec.n_weights}
+              "seed": seed, "model_hash": codec.hash, "n_weights": codec.n_weights,
+              "dataset": record}
     text = (f"wrote {path} after {result['iterations']} SPSA iterations: train VSTOI "
-            f"{result['train_vstoi']:.4f}")
+            f"{result['train_vstoi']:.4f}; {_dataset_line(record)}")
     _emit(as_json, result, text)
 
 
@@ -301,26 +343,31 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
 @click.option("--export", "export_file", type=click.Path(path_type=Path), default=None,
               help="A sparse export of MODEL (pa-ci export) to score instead: its dequantised "
                    "weights on the side(s) it carries, MODEL's float64 weights elsewhere.")
+@_dataset_option
 @_tiny_option
 @_json_option
-def eval_command(model: Path | None, split: str, export_file: Path | None, tiny: bool,
-                 as_json: bool) -> None:
+def eval_command(model: Path | None, split: str, export_file: Path | None,
+                 dataset_dir: Path | None, tiny: bool, as_json: bool) -> None:
     """Mean VSTOI of MODEL's coded patterns (default: the shipped model) next to the uncoded
     reference VSTOI, with the bit rate and the index entropy.
 
     MODEL may be a whole-model export (pa-ci export --part whole); with --export, the export's
-    VSTOI is shown next to the float64 model's (pa_ci.codec.evaluate_export)."""
-    from .codec import _is_export, evaluate, evaluate_export, load_codec, load_export_for
+    VSTOI is shown next to the float64 model's (pa_ci.codec.evaluate_export).
+    Says which dataset it scored on and, when MODEL records one, the dataset it was trained on."""
+    from .codec import (_is_export, dataset_figures, evaluate, evaluate_export, load_codec,
+                        load_export_for)
+    _check_data_options(tiny, dataset_dir)
     if _is_export(model) and export_file is None:
         export_file, codec = model, None
     else:
         codec = load_codec(model)
     export = None if export_file is None else load_export_for(export_file, codec)
-    dataset = _dataset(tiny)
+    dataset = _dataset(tiny, dataset_dir)
     if export is None:
-        r = evaluate(codec, dataset.split(split))
+        r = evaluate(codec, dataset.split(split), dataset=dataset.record())
     else:
         r = evaluate_export(export, dataset.split(split), codec, name=str(export_file))
+        r.update(dataset_figures(dataset.record(), None if codec is None else codec.model.meta))
     r["split"] = split
     what = (f"{r['model']}" if export is None else
             f"{export_file} ({export.part} part, {export.values} values"
@@ -336,8 +383,18 @@ def eval_command(model: Path | None, split: str, export_file: Path | None, tiny:
                     if "vstoi_open_loop" in r else "") + "\n")
     text += (f"  bit rate {r['bitrate_bps']:.0f} bit/s nominal, {r['measured_bitrate_bps']:.0f} bit/s "
              f"measured (streams with headers); index entropy {r['index_entropy_bits']:.2f} bit "
-             f"({r['entropy_bitrate_bps']:.0f} bit/s), {r['codewords_used']} codewords used")
+             f"({r['entropy_bitrate_bps']:.0f} bit/s), {r['codewords_used']} codewords used\n"
+             f"  scored on {_dataset_line(r['dataset'])}; " + _trained_on_text(r))
     _emit(as_json, r, text)
+
+
+def _trained_on_text(r: dict[str, Any]) -> str:
+    trained = r.get("trained_on")
+    if trained is None:
+        return "the model records no training dataset"
+    if r.get("same_dataset"):
+        return "the model was trained on the same dataset"
+    return f"the model was trained on another dataset, {trained['key']}"
 
 
 @cli.command("encode")
@@ -409,6 +466,7 @@ _SCOPE_CHOICE = click.Choice(["whole", "decoder", "encoder"])
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="With --schedule: epochs to run (default: the file's pa_ci.epochs, else the "
                    "last pruning epoch + 1).")
+@_dataset_option
 @_tiny_option
 @_json_option
 @click.pass_context
@@ -417,7 +475,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
                   batch_size: int | None, checkpoint_every: int, gain_a: float, gain_A: float,
                   gain_c: float, alpha: float, gamma: float, output: Path, resume: bool,
                   schedule: Path | None, epoch_iters: int | None, epochs: int | None,
-                  tiny: bool, as_json: bool) -> None:
+                  dataset_dir: Path | None, tiny: bool, as_json: bool) -> None:
     """Prune MODEL (default: the shipped model) by the paper's protocol (§II-D) or a schedule.
 
     pa: PA-ITERS SPSA iterations on the pruning-aware loss (Eq. 5/6) at the target rate, global
@@ -432,6 +490,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     """
     from .export import MEMORY_BUDGET_BYTES
     from .protocol import RunSpec, run_protocol
+    _check_data_options(tiny, dataset_dir)
     gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
     if schedule is not None:
         protocol_only = [f"--{n.replace('_', '-')}" for n in ("rate", "scope", "method", "g", "lam",
@@ -441,7 +500,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
             raise click.UsageError(f"{', '.join(protocol_only).replace('--lam', '--lambda')} "
                                    "cannot be combined with --schedule (the schedule says what to prune)")
         _prune_schedule(model, schedule, output, epoch_iters, epochs, seed, batch_size,
-                        checkpoint_every, gains, resume, tiny, as_json)
+                        checkpoint_every, gains, resume, tiny, dataset_dir, as_json)
         return
     for n in ("epoch_iters", "epochs"):
         if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE:
@@ -452,11 +511,12 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     spec = RunSpec(rate=rate, scope=scope, method=method, g=g, seed=seed, pa_iters=pa_iters,
                    finetune_iters=finetune_iters, lam=lam)
     source = _load_model_arg(model)
-    dataset = _dataset(tiny)
+    dataset = _dataset(tiny, dataset_dir)
     labels = {"pa": "PA training", "finetune": "fine-tune"}
     r = run_protocol(source, spec, output, train_items=dataset.train, eval_items=dataset.test,
                      gains=gains, batch_size=batch_size, checkpoint_every=checkpoint_every,
-                     resume=resume, progress=lambda stage: Progress(labels[stage]))
+                     resume=resume, progress=lambda stage: Progress(labels[stage]),
+                     dataset=dataset.record())
     r = _with_export(r, output, source, scope)
     text = (f"{method} pruning of {scope} weights at rate {rate:g} (test split, {r['eval_items']} items)\n"
             f"  VSTOI before {r['vstoi_before']:.4f}"
@@ -467,7 +527,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
             f"decoder {r['nonzero_decoder']}/{r['weights_decoder']}\n"
             f"  {scope} part as a sparse float32 export: {r['size_bytes']} bytes (dense float32 "
             f"{r['dense_float32_bytes']} bytes; budget {MEMORY_BUDGET_BYTES // 1024} kB)\n"
-            f"  wrote {r['model']} and {r['export']}")
+            f"  {_dataset_line(r.get('dataset'))}; wrote {r['model']} and {r['export']}")
     _emit(as_json, r, text)
 
 
@@ -486,14 +546,15 @@ def _with_export(r: dict, output: Path, source: Any, part: str) -> dict:
 
 def _prune_schedule(model: Path | None, schedule_file: Path, output: Path, epoch_iters: int | None,
                     epochs: int | None, seed: int, batch_size: int | None, checkpoint_every: int,
-                    gains: Any, resume: bool, tiny: bool, as_json: bool) -> None:
+                    gains: Any, resume: bool, tiny: bool, dataset_dir: Path | None,
+                    as_json: bool) -> None:
     """`pa-ci prune --schedule`: check the schedule against the model, then run it."""
     from .schedule import load_schedule, run_schedule
     source = _load_model_arg(model)
     schedule = load_schedule(schedule_file, source.layout)   # refused before any data is built
     for w in schedule.warnings:
         click.echo(f"warning: {w}", err=True)
-    dataset = _dataset(tiny)
+    dataset = _dataset(tiny, dataset_dir)
 
     def show(row: dict) -> None:
         if not as_json:
@@ -505,12 +566,14 @@ def _prune_schedule(model: Path | None, schedule_file: Path, output: Path, epoch
     r = run_schedule(source, schedule, output, train_items=dataset.train, eval_items=dataset.test,
                      iterations_per_epoch=epoch_iters, epochs=epochs, gains=gains,
                      batch_size=batch_size, seed=seed, checkpoint_every=checkpoint_every,
-                     resume=resume, progress=_ScheduleProgress(enabled=not as_json), on_epoch=show)
+                     resume=resume, progress=_ScheduleProgress(enabled=not as_json), on_epoch=show,
+                     dataset=dataset.record())
     r = _with_export(r, output, source, "whole")
     lines = [f"schedule {schedule_file}: {r['epochs']} epochs x {r['iterations_per_epoch']} SPSA "
              f"iterations, pruning at epoch{'s' if len(r['pruning_epochs']) > 1 else ''} "
              f"{_epoch_list(r['pruning_epochs'])} "
              f"(test split, {r['eval_items']} items)",
+             f"  {_dataset_line(r.get('dataset'))}",
              f"  VSTOI before {r['vstoi_before']:.4f}   after the schedule {r['vstoi_final']:.4f}",
              f"  non-zero weights: {r['nonzero_weights']} of {r['eligible_weights']} "
              f"({r['sparsity']:.1%} sparse); encoder {r['nonzero_encoder']}/{r['weights_encoder']}, "
@@ -563,13 +626,15 @@ def _epoch_list(epochs: list[int]) -> str:
 @click.option("--target-sparsity", type=click.FloatRange(0, 1), default=None,
               help="Instead of --tolerance: the smallest tolerance whose proposed levels prune at "
                    "least this fraction of the analysed weights.")
+@_dataset_option
 @_tiny_option
 @_json_option
 @click.pass_context
 def sensitivity_command(ctx: click.Context, model: Path | None,
                         sense_range: tuple[float, float, float], out_dir: Path,
                         tensors: str | None, split: str, extended: bool, tolerance: float,
-                        target_sparsity: float | None, tiny: bool, as_json: bool) -> None:
+                        target_sparsity: float | None, dataset_dir: Path | None, tiny: bool,
+                        as_json: bool) -> None:
     """Per-tensor sensitivity analysis of MODEL (default: the shipped model).
 
     Each weight tensor alone is pruned to each level (smallest |w| first) without retraining and
@@ -582,6 +647,7 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
     from ._files import write_text_atomic
     from .frae import FraeConfig
     from .objective import VstoiObjective
+    _check_data_options(tiny, dataset_dir)
     if target_sparsity is not None and \
             ctx.get_parameter_source("tolerance") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("give --tolerance or --target-sparsity, not both")
@@ -596,7 +662,7 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
     names = None if tensors is None else [t.strip() for t in tensors.split(",") if t.strip()]
     for name in names or ():        # refuse a bad name before building the dataset
         source.layout[name]
-    dataset = _dataset(tiny)
+    dataset = _dataset(tiny, dataset_dir)
     items = dataset.split(split)
     objective = VstoiObjective(items, FraeConfig.from_dict(source.config), extended=extended)
     metric_name = "ESTOI" if extended else "VSTOI"
@@ -631,7 +697,8 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
     config = {"model": str(source.path), "model_hash": source.hash, "range": list(sense_range),
               "levels": levels, "tensors": sorted({r.tensor for r in rows}), "split": split,
               "items": len(items), "metric": metric_name, "reference": reference,
-              "tolerance": tolerance, "target_sparsity": target_sparsity, "tiny": tiny}
+              "tolerance": tolerance, "target_sparsity": target_sparsity, "tiny": tiny,
+              "dataset": dataset.record()}
     write_text_atomic(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
     payload = {**config, "csv": str(csv_path), "png": None if png_path is None else str(png_path),
                "proposed_schedule": str(yaml_path), "proposed_levels": proposed,
@@ -641,8 +708,8 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
     for r in rows:
         by_tensor.setdefault(r.tensor, []).append(r)
     shown = [lv for i, lv in enumerate(levels) if len(levels) <= 7 or i % max(1, len(levels) // 6) == 0]
-    lines = [f"{metric_name} with one tensor pruned ({split} split, {len(items)} items; unpruned "
-             f"{reference:.4f})",
+    lines = [f"{metric_name} with one tensor pruned ({split} split, {len(items)} items of "
+             f"dataset {dataset.key}; unpruned {reference:.4f})",
              f"  {'tensor':<14}" + "".join(f"{lv:>8.0%}" for lv in shown) + "  proposed   s"]
     for t, rs in by_tensor.items():
         at = {r.sparsity: r.metric for r in rs}
@@ -703,18 +770,23 @@ def report_command(model: Path | None, as_json: bool) -> None:
 @click.option("--name", default="frae", show_default=True, help="C name prefix (--format c).")
 @click.option("--check", is_flag=True,
               help="Also score the export on the test split against the float64 model.")
+@_dataset_option
 @_tiny_option
 @_json_option
 def export_command(model: Path | None, output: Path, part: str, values: str, fmt: str, name: str,
-                   check: bool, tiny: bool, as_json: bool) -> None:
+                   check: bool, dataset_dir: Path | None, tiny: bool, as_json: bool) -> None:
     """Write one part of MODEL (default: the shipped model) as a compact sparse file for
     firmware (format: pa_ci.export): matrix weights as bitmap or index list + non-zero values,
     biases and codebook dense. Prints its size against the 32 kB smallest hearing-aid memory.
     With --format c, the same weights as a self-contained C99 decoder / encoder."""
     from .codec import load_codec
     from .export import MEMORY_BUDGET_BYTES, export_bytes, from_bytes, write_export
+    _check_data_options(tiny, dataset_dir)
+    if dataset_dir is not None and not check:
+        raise click.UsageError("--dataset needs --check (only the check scores on data)")
     codec = load_codec(model)
     m = codec.model
+    dataset = _dataset(tiny, dataset_dir) if check else None   # a bad folder fails before writing
     if fmt == "c":
         from .firmware import write_c
         files = write_c(output, m.theta, codec.config, part=part, values=values, name=name,
@@ -742,9 +814,10 @@ def export_command(model: Path | None, output: Path, part: str, values: str, fmt
         from .codec import evaluate_export
         from .export import read_export
         exported = exported if exported is not None else read_export(output)
-        r = evaluate_export(exported, _dataset(tiny).split("test"), codec, name=str(output))
+        r = evaluate_export(exported, dataset.split("test"), codec, name=str(output))
         d["check"] = {k: r[k] for k in ("vstoi", "vstoi_float64", "vstoi_loss",
                                         "index_agreement", "n_items") if k in r}
+        d["check"]["dataset"] = dataset.record()
         if "vstoi_open_loop" in r:
             d["check"]["vstoi_open_loop"] = r["vstoi_open_loop"]
         text += (f"\n  test split ({r['n_items']} items): VSTOI {r['vstoi']:.4f}, float64 model "
@@ -795,28 +868,44 @@ def _csv_list(kind: str, allowed: tuple[str, ...] | None = None, cast=str):
               help="Run on this Dask distributed scheduler (tcp://HOST:PORT; the 'dist' extra).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Sweep folder: results.csv, sweep.json, figures, runs/ (run folders).")
+@_dataset_option
 @_tiny_option
 @_json_option
 def sweep_command(model: Path | None, rates: str, scopes: tuple, methods: tuple, gs: tuple,
                   seeds: tuple, pa_iters: int, finetune_iters: int, lam: float,
                   batch_size: int | None, gain_a: float, gain_A: float, gain_c: float,
                   alpha: float, gamma: float, workers: int, scheduler: str | None, out: Path,
-                  tiny: bool, as_json: bool) -> None:
+                  dataset_dir: Path | None, tiny: bool, as_json: bool) -> None:
     """The paper's experiment (§II-D, Figs. 1-7): prune MODEL (default: the shipped model) at
     every rate x scope x method x g x seed by the protocol of `pa-ci prune`, one row per run in
     OUT/results.csv, and plot VSTOI against the pruning rate. Running it again with the same OUT
-    resumes: finished runs are skipped (local runs also resume mid-run from OUT/runs/)."""
+    resumes: finished runs are skipped (local runs also resume mid-run from OUT/runs/); it must
+    use the same dataset. With --dataset and --scheduler, the Dask workers read the dataset
+    folder at the same path (a shared disk); without --dataset they build the default dataset
+    themselves (and fail if theirs differs from this machine's)."""
+    import dataclasses
+
     from .codec import SHIPPED_MODEL
     from .protocol import JobContext
     from .sweep import parse_rates, plan_runs, plot_sweep, run_sweep, summary_table
+    _check_data_options(tiny, dataset_dir)
     specs = plan_runs(parse_rates(rates), scopes, methods, gs, seeds, pa_iters, finetune_iters,
                       lam=lam)
     gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
     job = JobContext.from_model_file(SHIPPED_MODEL if model is None else model, tiny=tiny,
                                      gains=gains.to_dict(), batch_size=batch_size,
                                      work_dir=None if scheduler else str((out / "runs").resolve()))
-    if scheduler is None:
-        _dataset(tiny)  # build (or load) the dataset once here, not in every worker at once
+    if dataset_dir is not None or scheduler is None:
+        # the folder given, or the default built (or loaded) once here, not in every worker
+        ds = _dataset(tiny, dataset_dir)
+        record = ds.record()
+        data = {"dataset_path": record["path"]}
+    else:                                    # Dask workers build the default in their caches
+        from .data import default_config, planned_record
+        record = planned_record(default_config(tiny=tiny))
+        data = {}
+    counts = {"n_train": record["n_train"], "n_test": record["n_test"]}
+    job = dataclasses.replace(job, dataset_key=record["key"], dataset_counts=counts, **data)
     shown = Progress("sweep")
 
     def progress(done: int, total: int, info: dict) -> None:
@@ -832,11 +921,11 @@ def sweep_command(model: Path | None, rates: str, scopes: tuple, methods: tuple,
     table = summary_table(result.rows)
     payload = {"out": str(out), "results": str(result.csv_path), "runs": len(specs),
                "done": len(result.done), "skipped": len(result.skipped), "failed": result.failed,
-               "plots": [str(p) for p in plots], "summary": table}
+               "plots": [str(p) for p in plots], "summary": table, "dataset": record}
     before = sorted({f"{r['vstoi_before']:.4f}" for r in result.rows if "vstoi_before" in r})
     lines = [f"{len(result.rows)} runs in {result.csv_path} ({len(result.done)} new, "
-             f"{len(result.skipped)} already done); test VSTOI of the unpruned model "
-             f"{', '.join(before)}",
+             f"{len(result.skipped)} already done); {_dataset_line(record)}; test VSTOI of the "
+             f"unpruned model {', '.join(before)}",
              f"  {'scope':<8} {'rate':>5} {'method':<10} {'g':<9} {'n':>2}  {'pruned':>7}  "
              f"{'fine-tuned':>10}  {'PA - magnitude (pruned, fine-tuned)'}"]
     for e in table:
@@ -875,6 +964,11 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except click.ClickException as exc:
         _fail(exc.format_message().replace("\n", " "))
+    except OSError as exc:  # an OS refusal that no layer below named: still one clear line
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{(exc.strerror or type(exc).__name__).lower()} ({type(exc).__name__})")
     except Exception as exc:  # a bug: still one line, the traceback on request
         if debug:
             raise

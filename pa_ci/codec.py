@@ -198,8 +198,32 @@ def _figures(enc_theta: np.ndarray, config: FraeConfig, items: Sequence[Any], pa
     }
 
 
-def evaluate(codec: Codec, items: Sequence[Any], params: AceParams | None = None) -> dict[str, Any]:
-    """Mean VSTOI of the coded patterns on ``items`` next to their reference (uncoded) VSTOI."""
+def trained_on(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of the dataset a model was trained on (key and item counts) from its meta:
+    ``meta["dataset"]`` (``pa-ci train``, ``pa-ci prune``), or None when it records none."""
+    record = meta.get("dataset") if isinstance(meta, dict) else None
+    if isinstance(record, dict) and isinstance(record.get("key"), str):
+        return dict(record)
+    return None
+
+
+def dataset_figures(dataset: dict[str, Any] | None, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """What an evaluation records of the data: ``dataset`` (the record of the dataset scored on),
+    ``trained_on`` (the model's, or None) and ``same_dataset`` (None when either is unknown)."""
+    trained = trained_on(meta or {})
+    scored = None if dataset is None else dataset.get("key")
+    same = None if trained is None or scored is None else trained["key"] == scored
+    return {"dataset": dataset, "trained_on": trained, "same_dataset": same}
+
+
+def evaluate(codec: Codec, items: Sequence[Any], params: AceParams | None = None, *,
+             dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Mean VSTOI of the coded patterns on ``items`` next to their reference (uncoded) VSTOI.
+
+    ``dataset``: the record of the dataset the items come from (:meth:`pa_ci.data.Dataset.record`);
+    the result then says it (``dataset``) and the dataset the model was trained on
+    (``trained_on``, :func:`dataset_figures`).
+    """
     from .objective import VstoiObjective
 
     params = params or default_params()
@@ -208,6 +232,8 @@ def evaluate(codec: Codec, items: Sequence[Any], params: AceParams | None = None
     out = forward(codec.theta, codec.config, [it.pattern for it in items])
     r = _figures(codec.theta, codec.config, items, params, scores, out.indices, out.offsets)
     r.update({"model": str(codec.model.path), "model_hash": codec.hash})
+    if dataset is not None:
+        r.update(dataset_figures(dataset, codec.model.meta))
     return r
 
 

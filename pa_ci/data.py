@@ -36,6 +36,10 @@ seed, the pa-ci version and the source code of the signal chain (audio, noise, d
 vocoder, stoi). A build is written to a temporary folder and renamed when complete. Audio is
 stored as float32 (patterns, references and SNRs were computed from the float64 signals).
 All randomness comes from ``numpy.random.Generator``s seeded from ``config.seed``.
+
+Commands take such a folder as ``--dataset DIR`` (:func:`find_dataset`: the dataset folder, or a
+cache folder holding exactly one) and load it (:func:`open_dataset`), never rebuilding it; runs
+and models record :meth:`Dataset.record` (key, path, item counts).
 """
 from __future__ import annotations
 
@@ -232,6 +236,16 @@ class Dataset:
         if name not in ("train", "test"):
             raise ParameterError(f"split must be 'train' or 'test', got {name!r}")
         return self.train if name == "train" else self.test
+
+    def record(self, path: bool = True) -> dict[str, Any]:
+        """What runs and models record of the dataset they were trained or scored on: its
+        ``key`` (content hash), ``path`` (resolved; left out with ``path=False``, e.g. in model
+        files, whose bytes should not depend on where the cache is) and the item counts."""
+        out: dict[str, Any] = {"key": self.key}
+        if path:
+            out["path"] = str(Path(self.path).resolve())
+        out.update({"n_train": len(self.train), "n_test": len(self.test)})
+        return out
 
     def summary(self) -> dict[str, Any]:
         """Counts, speakers, seconds of audio and reference VSTOI (mean/min/max) per split."""
@@ -763,6 +777,59 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     return Dataset(key=str(manifest["key"]), path=folder, config=config, train=items["train"],
                    test=items["test"], noise_types=list(manifest["noise_types"]),
                    sources=manifest.get("speakers", {}))
+
+
+def find_dataset(path: str | os.PathLike) -> Path:
+    """The dataset folder ``path`` names: a dataset folder itself (it has ``manifest.json``) or a
+    cache folder (``pa-ci dataset build --out``) holding exactly one dataset under ``datasets/``.
+
+    :class:`DataError` (one line naming ``path``) for a missing path, a file, a folder that is
+    neither, and a cache folder with several datasets (they are listed: name one of them).
+    """
+    folder = Path(path)
+    expected = ("expected a dataset folder (with manifest.json) or the --out folder of "
+                "`pa-ci dataset build`")
+    if not folder.exists():
+        raise DataError(f"{folder}: no such folder; {expected}")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: is a file, not a folder; {expected}")
+    if (folder / "manifest.json").is_file():
+        return folder
+    root = folder / "datasets"
+    found = sorted(p for p in root.iterdir() if not p.name.startswith(".")
+                   and (p / "manifest.json").is_file()) if root.is_dir() else []
+    if not found:
+        raise DataError(f"{folder}: not a dataset (no manifest.json, no datasets/*/manifest.json); "
+                        f"{expected}")
+    if len(found) > 1:
+        names = ", ".join(str(p) for p in found)
+        raise DataError(f"{folder}: holds {len(found)} datasets ({names}); give the folder of "
+                        "the one to use")
+    return found[0]
+
+
+def open_dataset(path: str | os.PathLike, key: str | None = None) -> Dataset:
+    """Load the dataset ``path`` names (:func:`find_dataset`; never rebuilt). With ``key``, the
+    dataset must have that key (a run that resumes, a sweep worker): else :class:`DataError`."""
+    dataset = load_dataset(find_dataset(path))
+    if key is not None and dataset.key != key:
+        raise DataError(f"{dataset.path}: holds dataset {dataset.key}, not dataset {key} (the one "
+                        "this run uses); give the folder of that dataset")
+    return dataset
+
+
+def planned_record(config: DatasetConfig | None = None,
+                   cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """:meth:`Dataset.record` (without the path) of the dataset :func:`build_dataset` would make
+    for ``config``, without computing it: the files are read, hashed and split only."""
+    config = config or default_config()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    utts, noise_files, noise_types = _inputs(config)
+    plan = _plan(config, utts, noise_types)
+    memo = _HashMemo(cache)
+    key = _hash_doc(_key_document(config, utts, noise_files, memo))
+    memo.save()
+    return {"key": key, "n_train": len(plan.train), "n_test": len(plan.test)}
 
 
 def iter_items(dataset: Dataset, splits: Iterable[str] = ("train", "test")) -> Iterable[Item]:

@@ -26,6 +26,10 @@ A run lives in a folder (resumable, every stage a :func:`pa_ci.training.train` r
     RUN/finetune/    fine-tuning with the mask fixed
     RUN/model.npz    the final pruned, fine-tuned model (mask saved: True = kept)
     RUN/result.json  the figures below, written last
+
+``dataset`` (:meth:`pa_ci.data.Dataset.record`: key, path, item counts) is recorded in
+``run.json``, ``result.json`` and the model files; resuming on a dataset of another key is an
+error.
 """
 from __future__ import annotations
 
@@ -59,6 +63,7 @@ METHODS = ("pa", "magnitude")
 FINETUNE_SEED_OFFSET = 7919
 
 ProgressFn = Callable[[int, int, str], None]
+_LAST_DATASET: list = []  # [(path, tiny, key), Dataset]: the dataset this worker process loaded last
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,12 @@ class JobContext:
     disk); ``tiny``: the tiny dataset split; ``gains``: SPSA gains (``Gains.to_dict()``);
     ``batch_size``: items per SPSA evaluation (None = the whole train split, as the paper);
     ``work_dir``: where run folders go (None: a temporary folder per run, removed after it).
+
+    ``dataset_path``: a dataset folder (``pa-ci dataset build``) every worker loads (Dask workers
+    on other machines need it at the same path, e.g. a shared disk); None: the worker builds the
+    default (or tiny) dataset from the bundled data into its own cache. ``dataset_key``: the key
+    the worker's dataset must have (a worker that finds another fails, naming both);
+    ``dataset_counts``: its train and test item counts (recorded in ``sweep.json``).
     """
 
     model_bytes: bytes
@@ -129,6 +140,9 @@ class JobContext:
     batch_size: int | None = None
     work_dir: str | None = None
     checkpoint_every: int = 25
+    dataset_path: str | None = None
+    dataset_key: str | None = None
+    dataset_counts: dict | None = None
 
     @classmethod
     def from_model_file(cls, path: str | os.PathLike, **kwargs: Any) -> JobContext:
@@ -144,8 +158,33 @@ class JobContext:
     def describe(self) -> dict[str, Any]:
         """The settings that define a run's figures: the model by its hash (not its path, so
         a sweep can resume with the same model given another way), dataset, gains, batch."""
-        return {"model_hash": self.model().hash, "tiny": self.tiny, "gains": dict(self.gains),
-                "batch_size": self.batch_size}
+        out = {"model_hash": self.model().hash, "tiny": self.tiny, "gains": dict(self.gains),
+               "batch_size": self.batch_size}
+        if self.dataset_key is not None:    # the content, not the folder it is read from
+            out["dataset"] = {"key": self.dataset_key, **(self.dataset_counts or {})}
+        return out
+
+    def dataset(self):  # -> pa_ci.data.Dataset
+        """The dataset of this job, as a worker gets it (see the class docstring); a worker
+        process keeps the last one it loaded for the next run of the same job."""
+        from .data import build_dataset, default_config, open_dataset
+        from .errors import DataError
+        memo = (self.dataset_path, self.tiny, self.dataset_key)
+        if _LAST_DATASET and _LAST_DATASET[0] == memo:
+            return _LAST_DATASET[1]
+        if self.dataset_path is None:
+            ds = build_dataset(default_config(tiny=self.tiny))
+        else:
+            try:
+                ds = open_dataset(self.dataset_path)
+            except DataError as exc:
+                raise DataError(f"{exc} (a sweep worker reads the dataset at the path the sweep "
+                                "was given: workers on other machines need it there too)") from None
+        if self.dataset_key is not None and ds.key != self.dataset_key:
+            raise DataError(f"{ds.path}: holds dataset {ds.key}, but the sweep runs on dataset "
+                            f"{self.dataset_key}; give every worker the same dataset")
+        _LAST_DATASET[:] = [memo, ds]
+        return ds
 
 
 def part_counts(theta: np.ndarray, config: FraeConfig) -> dict[str, int]:
@@ -180,8 +219,12 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
                  train_items: Sequence[Any], eval_items: Sequence[Any],
                  gains: Gains | None = None, batch_size: int | None = None,
                  checkpoint_every: int = 25, resume: bool = False,
-                 progress: Callable[[str], ProgressFn | None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[str], ProgressFn | None] | None = None,
+                 dataset: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``spec`` from ``model`` in ``run_dir``; return (and write) its figures.
+
+    ``dataset``: the record of the dataset the items come from (:meth:`pa_ci.data.Dataset.record`),
+    kept in run.json, result.json and the model files; a resume must use the same key.
 
     ``progress(stage)`` returns the progress callback of a stage ("pa", "finetune") or None.
     With ``resume``, finished stages are reused and an interrupted one continues from its
@@ -198,6 +241,12 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
     _check_before_claiming(model, spec, train_items, eval_items, batch_size)
     describe = {"spec": spec.to_dict(), "gains": gains.to_dict(), "batch_size": batch_size,
                 "model_hash": model.hash}
+    stage_kwargs: dict[str, Any] = {}
+    model_meta: dict[str, Any] = {}
+    if dataset is not None:
+        describe["dataset"] = dict(dataset)
+        stage_kwargs["dataset_info"] = {**dataset, "split": "train"}
+        model_meta["dataset"] = {k: v for k, v in dataset.items() if k != "path"}
     with claim_folder(run, "pruning run", TrainingError):
         if open_run_folder(run, describe, resume, what="pruning run") and result_path.exists():
             try:
@@ -227,7 +276,7 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
                              mask=None if model.mask is None else old_keep,
                              wrap_objective=lambda f: PruningAwareObjective(
                                  f, eligible, spec.rate, g=spec.g, n_max=spec.pa_iters,
-                                 lam=spec.lam))
+                                 lam=spec.lam), **stage_kwargs)
             theta = pa.theta
             train_vstoi["train_vstoi_pa"] = float(pa.meta["train_vstoi"])
             vstoi_pa = score(theta)
@@ -237,7 +286,7 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
         keep = magnitude_mask(theta, layout, spec.scope, spec.rate) & old_keep
         pruned = np.where(keep, theta, 0.0)
         save_model(run / "pruned.npz", pruned, layout, config.to_dict(),
-                   {"stage": "pruned", **spec.to_dict()}, mask=keep)
+                   {"stage": "pruned", **spec.to_dict(), **model_meta}, mask=keep)
         vstoi_pruned = score(pruned)
 
         record = {"stage": "finetune", "init": "pruned", **spec.to_dict()}
@@ -245,7 +294,8 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
             ft = train_stage(run, "finetune", train_items, pruned, config,
                              TrainOptions(iters=spec.finetune_total,
                                           seed=spec.seed + FINETUNE_SEED_OFFSET, **common),
-                             record, resume, progress("finetune") if progress else None, mask=keep)
+                             record, resume, progress("finetune") if progress else None, mask=keep,
+                             **stage_kwargs)
             final = ft.theta
             train_vstoi["train_vstoi_finetuned"] = float(ft.meta["train_vstoi"])
         else:
@@ -262,29 +312,33 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
                   "eval_items": len(eval_items), "train_items": len(train_items),
                   "batch_size": batch_size, "gains": gains.to_dict(),
                   "model_hash": model.hash, "seconds": round(time.monotonic() - t0, 3)}
-        meta = {"protocol": {k: v for k, v in result.items() if k != "seconds"}}
+        if dataset is not None:
+            result["dataset"] = dict(dataset)
+        meta = {"protocol": {k: v for k, v in result.items() if k not in ("seconds", "dataset")},
+                **model_meta}
         save_model(run / "model.npz", final, layout, config.to_dict(), meta, mask=keep)
         write_text_atomic(result_path, json.dumps(result, indent=2, sort_keys=True) + "\n")
         return result
 
 
-def _items(tiny: bool):
-    from .data import build_dataset, default_config
-    ds = build_dataset(default_config(tiny=tiny))
-    return ds.train, ds.test
-
-
 def run_one(spec: RunSpec, job: JobContext) -> dict[str, Any]:
-    """A sweep task: run ``spec`` from the job's model on the default (or tiny) dataset.
+    """A sweep task: run ``spec`` from the job's model on the job's dataset.
 
-    Runs in a worker process (or on a Dask worker): builds the dataset from the bundled data (or
-    loads it from the worker's cache) and returns the figures of :func:`run_protocol`.
+    Runs in a worker process (or on a Dask worker): loads the job's dataset folder, or builds the
+    default (or tiny) dataset from the bundled data (or loads it from the worker's cache), checks
+    its key against the job's, and returns the figures of :func:`run_protocol` (the dataset by
+    its key, ``dataset_key``, one column of the sweep table).
     """
-    train_items, eval_items = _items(job.tiny)
+    ds = job.dataset()
     model = job.model()
-    kwargs = dict(train_items=train_items, eval_items=eval_items, gains=Gains.from_dict(job.gains),
-                  batch_size=job.batch_size, checkpoint_every=job.checkpoint_every)
+    kwargs = dict(train_items=ds.train, eval_items=ds.test, gains=Gains.from_dict(job.gains),
+                  batch_size=job.batch_size, checkpoint_every=job.checkpoint_every,
+                  dataset=ds.record())
     if job.work_dir is None:
         with tempfile.TemporaryDirectory(prefix="pa-ci-run-") as tmp:
-            return run_protocol(model, spec, Path(tmp) / spec.key(), **kwargs)
-    return run_protocol(model, spec, Path(job.work_dir) / spec.key(), resume=True, **kwargs)
+            result = run_protocol(model, spec, Path(tmp) / spec.key(), **kwargs)
+    else:
+        result = run_protocol(model, spec, Path(job.work_dir) / spec.key(), resume=True, **kwargs)
+    result = dict(result)
+    result["dataset_key"] = (result.pop("dataset", None) or {}).get("key")
+    return result

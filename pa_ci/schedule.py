@@ -655,7 +655,8 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
                  gains: Gains | None = None, batch_size: int | None = None, seed: int = 0,
                  checkpoint_every: int = 25, resume: bool = False,
                  progress: Callable[[int, int, int], ProgressFn | None] | None = None,
-                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                 dataset: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``schedule`` from ``model`` in ``run_dir``; return (and write) its figures.
 
     Epoch e: the pruners of e fire on the current weights (masks only grow), then
@@ -667,6 +668,8 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
     events are replayed, so the sensitivity pruner's cached std is the same) and continues an
     interrupted one. ``progress(epoch, epochs, iterations_per_epoch)`` returns the callback of one
     epoch's training; ``on_epoch(row)`` sees each row of epochs.csv as it is written.
+    ``dataset``: the record of the dataset the items come from (:meth:`pa_ci.data.Dataset.record`),
+    kept in run.json, result.json and the model files; a resume must use the same key.
     """
     t0 = time.monotonic()
     run = Path(run_dir)
@@ -691,6 +694,12 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
     describe = {"schedule_sha256": schedule.sha256(), "schedule_file": schedule.path,
                 "model_hash": model.hash, "iterations_per_epoch": ipe, "epochs": n_epochs,
                 "gains": gains.to_dict(), "batch_size": batch_size, "seed": seed}
+    stage_kwargs: dict[str, Any] = {}
+    model_meta: dict[str, Any] = {}
+    if dataset is not None:
+        describe["dataset"] = dict(dataset)
+        stage_kwargs["dataset_info"] = {**dataset, "split": "train"}
+        model_meta["dataset"] = {k: v for k, v in dataset.items() if k != "path"}
     with claim_folder(run, "schedule run", TrainingError):
         open_run_folder(run, describe, resume, what="schedule run", ignore=("schedule_file",))
         write_text_atomic(run / "schedule.yaml", schedule.text)
@@ -713,14 +722,15 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
             train_vstoi = None
             if ipe > 0:
                 record = {"stage": "schedule-epoch", "epoch": epoch,
-                          "run": {k: v for k, v in describe.items() if k != "schedule_file"}}
+                          "run": {k: v for k, v in describe.items()
+                                  if k not in ("schedule_file", "dataset")}}
                 options = TrainOptions(iters=ipe, seed=_epoch_seed(seed, epoch),
                                        gains=_scaled(gains, schedule.lr_factor(epoch)),
                                        batch_size=batch_size, warm_start_steps=0,
                                        checkpoint_every=checkpoint_every, first_iteration=epoch * ipe)
                 done = train_stage(run, f"epochs/{epoch:03d}", train_items, theta, config, options,
                                    record, resume, progress(epoch, n_epochs, ipe) if progress else None,
-                                   mask=keep)
+                                   mask=keep, **stage_kwargs)
                 if not np.array_equal(done.mask if done.mask is not None else keep, keep):
                     raise TrainingError(f"{run}/epochs/{epoch:03d}: its mask is not the schedule's; "
                                         "the folder belongs to another run")
@@ -751,7 +761,10 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
                   "eval_items": len(eval_items), "train_items": len(train_items),
                   "batch_size": batch_size, "gains": gains.to_dict(), "model_hash": model.hash,
                   "warnings": schedule.warnings, "seconds": round(time.monotonic() - t0, 3)}
-        meta = {"schedule": {k: v for k, v in result.items() if k != "seconds"}}
+        if dataset is not None:
+            result["dataset"] = dict(dataset)
+        meta = {"schedule": {k: v for k, v in result.items() if k not in ("seconds", "dataset")},
+                **model_meta}
         save_model(run / "model.npz", theta, layout, config.to_dict(), meta, mask=keep)
         write_text_atomic(run / "result.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
         return result

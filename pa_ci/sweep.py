@@ -13,8 +13,9 @@ folder::
 Starting again with the same folder resumes: runs whose key is already in ``results.csv`` are
 skipped, so an interrupted sweep loses at most the runs in flight. Settings that change what a
 run *means* (every spec field that is not a grid axis: ``pa_iters``, ``finetune_iters``,
-``lam``, ...; and the job description) must match ``sweep.json``, because a run's key does not
-contain them; adding rates, scopes, methods, g or seeds is allowed.
+``lam``, ...; and the job description, which names the dataset by its key) must match
+``sweep.json``, because a run's key does not contain them; adding rates, scopes, methods, g or
+seeds is allowed. A mismatch is one error naming the setting and both values.
 
 Runs are executed in-process (``workers=1``), on a local process pool (``workers>1``, "spawn"
 start method: forking a process that has Numba's threading layer running is unsafe; a script
@@ -269,6 +270,13 @@ def _first_difference(old: Any, new: Any, path: str) -> str | None:
     return None if old == new else path
 
 
+def _value_at(record: Any, path: str) -> Any:
+    """The value at a dotted ``path`` (as :func:`_first_difference` names it, ``job.a.b``)."""
+    for key in path.split(".")[1:]:
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
+
+
 def _sorted_values(values: Iterable[Any]) -> list[Any]:
     """JSON-safe, de-duplicated, sorted (numbers by value, then strings, then the rest)."""
     unique = {json.dumps(_jsonable(v), sort_keys=True): _jsonable(v) for v in values}
@@ -462,7 +470,11 @@ def _prepare(specs: Sequence[Any], job: Any, out_dir: Path) -> dict[str, dict[st
         where = next((n for n in sorted(set(old_grid) | set(grid))
                       if n not in axes and old_grid.get(n) != grid.get(n)), None)
         values = f" (stored {old_grid.get(where)}, now {grid.get(where)})" if where else ""
-        where = where or _first_difference(old.get("job"), record["job"], "job")
+        if not where:
+            where = _first_difference(old.get("job"), record["job"], "job")
+            if where:
+                values = (f" (stored {_value_at(old.get('job'), where)}, now "
+                          f"{_value_at(record['job'], where)})")
         if where:
             raise ParameterError(
                 f"{config_path}: setting {where!r} differs from the sweep in this folder{values}; "

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import __version__
-from ._files import LOCK_NAME, atomic_path, claim_folder, write_text_atomic
+from ._files import LOCK_NAME, atomic_path, claim_folder, write_error, write_text_atomic
 from .errors import ModelFileError, ParameterError, TrainingError
 from .frae import FraeConfig, frae_layout, init_params
 from .objective import VstoiObjective
@@ -148,10 +148,37 @@ def _config_record(config: FraeConfig, options: TrainOptions, dataset_info: dict
     return record
 
 
+def dataset_key_of(record: Any) -> str | None:
+    """The dataset key (content hash) a run record holds: ``record["key"]`` of a dataset record
+    (:meth:`pa_ci.data.Dataset.record`), or None when none is recorded."""
+    if isinstance(record, dict) and isinstance(record.get("key"), str):
+        return record["key"]
+    return None
+
+
+def dataset_mismatch(run: str | os.PathLike, old: Any, new: Any) -> TrainingError:
+    """The error of a run resumed on another dataset than the one it was started on."""
+    was = dataset_key_of(old) or "(none recorded)"
+    return TrainingError(f"{run}: was started on dataset {was}, not on dataset "
+                         f"{dataset_key_of(new) or '(none recorded)'} (the one given now); resume "
+                         "it with --dataset naming the dataset it was started on, or choose "
+                         "another output folder")
+
+
+def _same_dataset(old: Any, new: Any) -> bool:
+    """Datasets are the same when their keys are (a dataset is its content, not its folder)."""
+    if dataset_key_of(old) is None and dataset_key_of(new) is None:
+        return (old or {}) == (new or {})
+    return dataset_key_of(old) == dataset_key_of(new)
+
+
 def _same_run(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """Name the first setting (other than the iteration count) that differs, or None."""
     for key in ("frae", "dataset", "init", "stage"):
-        if old.get(key) != new.get(key):
+        if key == "dataset":
+            if not _same_dataset(old.get(key), new.get(key)):
+                return key
+        elif old.get(key) != new.get(key):
             return key
     a, b = dict(old.get("train", {})), dict(new.get("train", {}))
     a.pop("iters", None)
@@ -194,9 +221,12 @@ def _truncate_log(path: Path, upto: int) -> None:
         return
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            rows = [r for r in csv.DictReader(fh) if int(r["k"]) < upto]
+            rows = list(csv.DictReader(fh))
+        if rows and any(v is None for v in rows[-1].values()):
+            rows.pop()  # a row cut short by a crash or a full disk (after the checkpoint)
         if rows and set(rows[0]) != set(LOG_FIELDS):
             raise ValueError("columns")
+        rows = [r for r in rows if int(r["k"]) < upto]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, csv.Error):
         raise TrainingError(f"{path}: not a pa-ci training log (corrupt or edited); the checkpoint "
                             "is intact: move the log aside and --resume again (its rows before "
@@ -264,6 +294,9 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
     :class:`pa_ci.prune.PruningAwareObjective`); the log's y+/y- are then that objective's values
     and its ``vstoi`` column the base objective's mean (when the wrapper has ``last_base``).
     ``stage`` is recorded in ``config.json`` and must match on resume.
+    ``dataset_info`` (e.g. :meth:`pa_ci.data.Dataset.record` plus the split) is recorded in
+    ``config.json``; a resume must use the dataset of the same ``key`` (the content hash; the
+    folder it is read from may differ), and the model's meta gets ``dataset``: key and counts.
     """
     config = config or FraeConfig()
     options = options or TrainOptions()
@@ -288,6 +321,8 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
             except (OSError, ValueError):
                 raise TrainingError(f"{cfg_path}: missing or unreadable; cannot resume this run") from None
             diff = _same_run(old, record)
+            if diff == "dataset":
+                raise dataset_mismatch(run, old.get("dataset"), record["dataset"])
             if diff is not None:
                 raise TrainingError(f"{run}: was started with another {diff}; resume it with the same "
                                     "settings or choose another output folder")
@@ -327,40 +362,46 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
         start_k, t0 = spsa.k, time.monotonic()
         end_k = options.first_iteration + options.iters
         new_log = not log_path.exists()
-        with _Interrupts().installed() as interrupts, open(log_path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, lineterminator="\n")
-            if new_log:
-                writer.writeheader()
-            consistent = True  # theta, RNG state, k and the log rows agree (a checkpoint may be taken)
-            try:
-                while spsa.k < end_k:
-                    consistent = False
-                    rec = spsa.step()
-                    current = getattr(objective, "last_base", 0.5 * (rec.y_plus + rec.y_minus))
-                    writer.writerow({"k": rec.k, "a_k": f"{rec.a_k:.6g}", "c_k": f"{rec.c_k:.6g}",
-                                     "y_plus": f"{rec.y_plus:.6f}", "y_minus": f"{rec.y_minus:.6f}",
-                                     "vstoi": f"{current:.6f}",
-                                     "accepted": int(rec.accepted), "step_norm": f"{rec.step_norm:.4g}",
-                                     "seconds": f"{time.monotonic() - t0:.3f}"})
-                    consistent = True
-                    if spsa.k % options.checkpoint_every == 0 or spsa.k == end_k:
+        try:
+            with _Interrupts().installed() as interrupts, open(log_path, "a", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, lineterminator="\n")
+                if new_log:
+                    writer.writeheader()
+                consistent = True  # theta, RNG state, k and the log rows agree (a checkpoint may be taken)
+                try:
+                    while spsa.k < end_k:
+                        consistent = False
+                        rec = spsa.step()
+                        current = getattr(objective, "last_base", 0.5 * (rec.y_plus + rec.y_minus))
+                        writer.writerow({"k": rec.k, "a_k": f"{rec.a_k:.6g}", "c_k": f"{rec.c_k:.6g}",
+                                         "y_plus": f"{rec.y_plus:.6f}", "y_minus": f"{rec.y_minus:.6f}",
+                                         "vstoi": f"{current:.6f}",
+                                         "accepted": int(rec.accepted), "step_norm": f"{rec.step_norm:.4g}",
+                                         "seconds": f"{time.monotonic() - t0:.3f}"})
+                        consistent = True
+                        if spsa.k % options.checkpoint_every == 0 or spsa.k == end_k:
+                            fh.flush()
+                            _save_checkpoint(ckpt_path, spsa, info)
+                        if progress is not None:
+                            info_text = f"it {spsa.k} VSTOI {current:.4f}"
+                            if hasattr(objective, "last_perturbed"):
+                                info_text += f" pruned {objective.last_perturbed:.4f}"
+                            progress(spsa.k - start_k, end_k - start_k, info_text)
+                        interrupts.check()
+                except KeyboardInterrupt:
+                    if consistent:  # else the last periodic checkpoint stands (resume truncates the log)
                         fh.flush()
                         _save_checkpoint(ckpt_path, spsa, info)
-                    if progress is not None:
-                        info_text = f"it {spsa.k} VSTOI {current:.4f}"
-                        if hasattr(objective, "last_perturbed"):
-                            info_text += f" pruned {objective.last_perturbed:.4f}"
-                        progress(spsa.k - start_k, end_k - start_k, info_text)
-                    interrupts.check()
-            except KeyboardInterrupt:
-                if consistent:  # else the last periodic checkpoint stands (resume truncates the log)
-                    fh.flush()
-                    _save_checkpoint(ckpt_path, spsa, info)
-                raise
+                    raise
+        except OSError as exc:  # the log: disk full, read-only, ... (the checkpoint stays resumable)
+            raise write_error(log_path, exc) from None
         final = vstoi.evaluate(spsa.theta)
         meta = {"seed": options.seed, "iterations": int(spsa.k - options.first_iteration),
                 "train_vstoi": float(final.mean()),
                 "train_items": vstoi.n_items, **{k: v for k, v in info.items() if v is not None}}
+        if dataset_key_of(dataset_info) is not None:   # which data (not where it was read)
+            meta["dataset"] = {k: v for k, v in dataset_info.items()
+                               if k in ("key", "n_train", "n_test")}
         if stage is not None:
             meta["stage"] = stage
         return save_model(model_path, spsa.theta, layout, config.to_dict(), meta, mask=spsa.mask)
@@ -406,7 +447,10 @@ def open_run_folder(run_dir: str | os.PathLike, describe: dict[str, Any], resume
         except (OSError, ValueError):
             raise TrainingError(f"{run / 'run.json'}: missing or unreadable; cannot resume") from None
         keys = [k for k in {**describe, **old} if k not in ignore]
-        diff = next((k for k in keys if old.get(k) != describe.get(k)), None)
+        diff = next((k for k in keys if (not _same_dataset(old.get(k), describe.get(k))
+                                         if k == "dataset" else old.get(k) != describe.get(k))), None)
+        if diff == "dataset":
+            raise dataset_mismatch(run, old.get("dataset"), describe.get("dataset"))
         if diff is not None:
             raise TrainingError(f"{run}: was started with another {diff}; resume it with the same "
                                 "settings or choose another output folder")
