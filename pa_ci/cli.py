@@ -1,9 +1,11 @@
 """The ``pa-ci`` command line: thin click commands over the library.
 
 Each command parses its options, calls one library function, and prints either readable text or,
-with ``--json``, exactly one JSON object on stdout. Progress goes to stderr. Any
-:class:`~pa_ci.errors.PaCiError` (and any click usage error) becomes one ``error: ...`` line on
-stderr with exit status 2; warnings become one ``warning: ...`` line each.
+with ``--json``, exactly one JSON object on stdout. Progress goes to stderr. Every failure is one
+``error: ...`` line on stderr, with click's exit statuses: 2 for a usage error (an unknown
+option, a value out of its range: click's checks and :class:`~pa_ci.errors.ParameterError`), 1
+for a runtime error (any other :class:`~pa_ci.errors.PaCiError`: a missing or corrupt file, a run
+folder in use, a full disk, ...), 130 when interrupted; warnings are ``warning: ...`` lines.
 """
 from __future__ import annotations
 
@@ -18,9 +20,12 @@ from typing import Any
 
 import click
 
-from .errors import PaCiError
+from .errors import PaCiError, ParameterError
 
-EXIT_ERROR = 2
+#: Exit statuses (click's convention): a runtime error, a usage error, an interrupt (128 + SIGINT).
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 # ----------------------------------------------------------------------------- output helpers
@@ -362,6 +367,8 @@ def eval_command(model: Path | None, split: str, export_file: Path | None,
     else:
         codec = load_codec(model)
     export = None if export_file is None else load_export_for(export_file, codec)
+    if export is not None and codec is None and export.part != "whole":
+        codec = load_codec()  # load_export_for matched it to the shipped model
     dataset = _dataset(tiny, dataset_dir)
     if export is None:
         r = evaluate(codec, dataset.split(split), dataset=dataset.record())
@@ -953,17 +960,21 @@ def main(argv: list[str] | None = None) -> None:
     threads = os.environ.get("NUMBA_NUM_THREADS")
     if threads is not None and not (threads.strip().isdigit() and int(threads) >= 1):
         _fail(f"environment variable NUMBA_NUM_THREADS={threads!r}; expected a positive integer "
-              "(threads for the compiled kernels) or unset it")
+              "(threads for the compiled kernels) or unset it", EXIT_USAGE)
     try:
         cli.main(args=argv, prog_name="pa-ci", standalone_mode=False)
+    except ParameterError as exc:
+        _fail(str(exc), EXIT_USAGE)
     except PaCiError as exc:
-        _fail(str(exc))
+        _fail(str(exc), EXIT_RUNTIME)
     except click.exceptions.Abort:
-        _fail("interrupted", 130)
+        _fail("interrupted", EXIT_INTERRUPTED)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        _fail(exc.format_message().replace("\n", " "), EXIT_USAGE)
     except click.ClickException as exc:
-        _fail(exc.format_message().replace("\n", " "))
+        _fail(exc.format_message().replace("\n", " "), exc.exit_code or EXIT_RUNTIME)
     except OSError as exc:  # an OS refusal that no layer below named: still one clear line
         if debug:
             raise
@@ -976,7 +987,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(0)
 
 
-def _fail(message: str, status: int = EXIT_ERROR) -> None:
+def _fail(message: str, status: int = EXIT_RUNTIME) -> None:
     click.echo(f"error: {message.splitlines()[0] if message else 'failed'}", err=True)
     sys.exit(status)
 

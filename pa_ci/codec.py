@@ -245,11 +245,16 @@ def load_export_for(path: str | os.PathLike, codec: Codec | None):
     """
     from .export import read_export
     export = read_export(path)
+    if codec is None and export.part != "whole" and export.model_hash:
+        shipped = load_codec()  # an export of the shipped model needs no MODEL argument
+        if export.model_hash == shipped.hash:
+            codec = shipped
     if codec is None:
         if export.part != "whole":
             raise ModelFileError(f"{path}: an export of the {export.part} part has no "
                                  f"{'encoder' if export.part == 'decoder' else 'output layer'}; "
-                                 "expected a whole export, or give the model it came from")
+                                 "expected a whole export, or give the model it came from "
+                                 "(pa-ci eval MODEL --export FILE)")
         return export
     if export.config != codec.config:
         raise ModelFileError(f"{path}: exported from a FRAE of another size than "

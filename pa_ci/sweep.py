@@ -358,10 +358,10 @@ def _read_csv(path: Path) -> dict[str, dict[str, str]]:
             reader = csv.DictReader(f)
             fields = reader.fieldnames or []
             if "key" not in fields:
-                raise ParameterError(f"{path}: not a pa-ci sweep table (no 'key' column)")
+                raise TrainingError(f"{path}: not a pa-ci sweep table (no 'key' column)")
             return {row["key"]: {k: v for k, v in row.items() if v != ""} for row in reader}
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ParameterError(f"{path}: cannot read the sweep table ({exc})") from None
+        raise TrainingError(f"{path}: cannot read the sweep table ({exc})") from None
 
 
 def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -370,7 +370,7 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     if path.is_dir():
         path = path / "results.csv"
     if not path.is_file():
-        raise ParameterError(f"{path}: no sweep results (file missing)")
+        raise TrainingError(f"{path}: no sweep results (file missing)")
     rows = _read_csv(path)
     return [{k: _parse_cell(v) for k, v in row.items()}
             for row in sorted(rows.values(), key=_row_order)]
@@ -462,9 +462,9 @@ def _prepare(specs: Sequence[Any], job: Any, out_dir: Path) -> dict[str, dict[st
         try:
             old = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ParameterError(f"{config_path}: unreadable sweep settings ({exc})") from None
+            raise TrainingError(f"{config_path}: unreadable sweep settings ({exc})") from None
         if not isinstance(old, dict) or old.get("format") != SWEEP_FORMAT:
-            raise ParameterError(f"{config_path}: not a pa-ci sweep folder")
+            raise TrainingError(f"{config_path}: not a pa-ci sweep folder")
         old_grid = old.get("grid", {})
         axes = set(AXES.values())
         where = next((n for n in sorted(set(old_grid) | set(grid))
@@ -476,7 +476,7 @@ def _prepare(specs: Sequence[Any], job: Any, out_dir: Path) -> dict[str, dict[st
                 values = (f" (stored {_value_at(old.get('job'), where)}, now "
                           f"{_value_at(record['job'], where)})")
         if where:
-            raise ParameterError(
+            raise TrainingError(
                 f"{config_path}: setting {where!r} differs from the sweep in this folder{values}; "
                 "use another output folder (results are not mixed)")
         for name in axes & set(old_grid):  # a resumed sweep may add grid points
@@ -484,7 +484,7 @@ def _prepare(specs: Sequence[Any], job: Any, out_dir: Path) -> dict[str, dict[st
         if csv_path.exists():
             rows = _read_csv(csv_path)
     elif csv_path.exists():
-        raise ParameterError(f"{csv_path}: results without sweep.json; use another output folder")
+        raise TrainingError(f"{csv_path}: results without sweep.json; use another output folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(config_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
     return rows
@@ -619,7 +619,7 @@ def _connect(scheduler: str, Client: Any) -> Any:  # noqa: N803 - the Dask name
     try:
         return Client(scheduler, timeout=DASK_CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ParameterError(f"cannot reach the Dask scheduler {scheduler}: {_one_line(exc)}") from None
+        raise TrainingError(f"cannot reach the Dask scheduler {scheduler}: {_one_line(exc)}") from None
 
 
 def _run_dask(todo: list[Any], job: Any, run: Runner, client: Any, ledger: _Ledger,

@@ -70,7 +70,7 @@ def test_decode_bad_streams_fail_with_one_line_and_no_output(run_cli, arctic_fil
     elif content is not None:
         bad.write_bytes(content)
     r = run_cli("decode", bad, "-o", tmp_path / "out.wav")
-    assert r.code == 2 and r.err.startswith("error: ") and r.err.count("\n") == 1
+    assert r.code == 1 and r.err.startswith("error: ") and r.err.count("\n") == 1
     assert "bad.frae" in r.err and "Traceback" not in r.err
     assert not (tmp_path / "out.wav").exists()
 
@@ -80,7 +80,7 @@ def test_stream_from_another_model_is_refused(run_cli, arctic_file, tmp_path):
     other = save_model(tmp_path / "other.npz", init_params(cfg, 5), frae_layout(cfg), cfg.to_dict())
     assert run_cli("encode", arctic_file, "-o", tmp_path / "a.frae", "--model", other).code == 0
     r = run_cli("decode", tmp_path / "a.frae", "-o", tmp_path / "a.wav")
-    assert r.code == 2 and "--model" in r.err and not (tmp_path / "a.wav").exists()
+    assert r.code == 1 and "--model" in r.err and not (tmp_path / "a.wav").exists()
     assert run_cli("decode", tmp_path / "a.frae", "-o", tmp_path / "a.wav", "--model", other).code == 0
 
 
@@ -104,7 +104,7 @@ def test_eval_json_on_the_tiny_split(run_cli):
 def test_eval_of_a_broken_model_file_is_one_line(run_cli, tmp_path):
     (tmp_path / "m.npz").write_bytes(b"not a model")
     r = run_cli("eval", tmp_path / "m.npz")
-    assert r.code == 2 and r.err.startswith("error: ") and "m.npz" in r.err
+    assert r.code == 1 and r.err.startswith("error: ") and "m.npz" in r.err
 
 
 def test_train_cli_then_eval_and_resume(run_cli, tmp_path):
@@ -114,7 +114,7 @@ def test_train_cli_then_eval_and_resume(run_cli, tmp_path):
     d = r.json()
     assert d["iterations"] == 2 and (tmp_path / "run" / "model.npz").exists()
     r = run_cli(*args)
-    assert r.code == 2 and "--resume" in r.err
+    assert r.code == 1 and "--resume" in r.err
     args[3] = "3"
     r = run_cli(*args, "--resume", "--json")
     assert r.code == 0, r.err

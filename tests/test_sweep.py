@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pa_ci.errors import ParameterError
+from pa_ci.errors import ParameterError, TrainingError
 from pa_ci.protocol import RunSpec
 from pa_ci.sweep import (LEADING_COLUMNS, PAPER_RATES, SweepPlan, describe_job, parse_rates,
                          plan_runs, plot_sweep, read_results, run_sweep, summary_table)
@@ -285,7 +285,7 @@ def test_resume_with_other_run_settings_is_refused(tmp_path, change, needle):
     grid = dict(rates=(0.3, 0.7), scopes=("whole", "decoder"), seeds=(0, 1), pa_iters=5,
                 finetune_iters=7)
     specs2 = plan_runs(**{**grid, **change})  # also adds seed 1: allowed alone, not with these
-    with pytest.raises(ParameterError) as info:
+    with pytest.raises(TrainingError) as info:
         run_sweep(specs2, job2, out, runner=fake_run)
     message = str(info.value)
     assert needle in message and "sweep.json" in message and "\n" not in message
@@ -300,7 +300,7 @@ def test_folder_checks(tmp_path):
     stray = tmp_path / "stray"
     stray.mkdir()
     (stray / "results.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(ParameterError, match="without sweep.json"):
+    with pytest.raises(TrainingError, match="without sweep.json"):
         run_sweep(small_specs(), job, stray, runner=fake_run)
     with pytest.raises(ParameterError, match="workers"):
         run_sweep(small_specs(), job, tmp_path / "w", runner=fake_run, workers=0)
