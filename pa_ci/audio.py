@@ -27,6 +27,13 @@ CALIBRATION_DB_SPL = 65.0
 #: File name endings read by :func:`read_audio` (soundfile/libsndfile reads NIST SPHERE too).
 AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".nist", ".ogg", ".aiff", ".aif")
 
+#: Sampling rates accepted from a file or by :func:`resample` (Hz). Speech is recorded at
+#: 8 kHz (telephone) up to 192 kHz (studio); 768 kHz is the highest rate common hardware
+#: offers. A header claiming 1 Hz would make resampling to 16 kHz allocate 16000 samples per
+#: stored sample (gigabytes from a small file); one clear error instead.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
+
 
 def _label(name: str | os.PathLike | None) -> str:
     return f"{name}: " if name is not None else ""
@@ -73,6 +80,9 @@ def read_audio(path: str | os.PathLike, *, allow_silent: bool = False) -> tuple[
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AudioError(f"{path}: cannot be read as audio ({detail}); "
                          "expected a WAV, FLAC or NIST SPHERE file") from None
+    if not MIN_SAMPLE_RATE <= fs <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{path}: sampling rate {fs} Hz in the file header; expected "
+                         f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
     return check_samples(x, path, allow_silent=allow_silent), int(fs)
 
 
@@ -82,8 +92,11 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     The rational factor is found exactly for integer rates; returns ``x`` unchanged when the
     rates are equal.
     """
-    if fs_in <= 0 or fs_out <= 0:
-        raise AudioError(f"sample rates must be positive, got {fs_in} -> {fs_out}")
+    for fs in (fs_in, fs_out):
+        if not (isinstance(fs, (int, float, np.integer, np.floating)) and math.isfinite(fs)
+                and MIN_SAMPLE_RATE <= fs <= MAX_SAMPLE_RATE):
+            raise AudioError(f"sample rates must be in {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz, "
+                             f"got {fs_in} -> {fs_out}")
     if fs_in == fs_out:
         return np.asarray(x, dtype=np.float64)
     ratio = Fraction(fs_out).limit_denominator(100000) / Fraction(fs_in).limit_denominator(100000)

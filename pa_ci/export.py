@@ -98,7 +98,10 @@ Weights that quantise to 0 (|w| < 2^-25 for float16, |w| < s/2 for the integer t
 underflow) are dropped from the sparse pattern, so the loaded theta's zeros are exactly the
 bitmap; :attr:`ExportInfo.flushed_weights` counts them (0 for float32 on any trained model).
 
-Every byte is covered by one of the two CRCs. Every problem with a file (missing, truncated,
+Every byte is covered by one of the two CRCs. A header cannot make the reader allocate more
+than the file justifies: its sizes must be a valid :class:`~pa_ci.frae.FraeConfig` (which has
+upper limits) and ``payload_size`` at least the least payload of the part's tensors
+(:func:`_least_payload`), both checked before theta is allocated. Every problem with a file (missing, truncated,
 wrong magic, bad CRC, unknown version / value type / part, inconsistent records, trailing
 bytes) is one :class:`~pa_ci.errors.ModelFileError` line naming the file; bad arguments are
 :class:`~pa_ci.errors.ParameterError`.
@@ -448,6 +451,31 @@ class _Reader:
         return np.frombuffer(self.take(count * dtype.itemsize, what), dtype=dtype, count=count)
 
 
+def _least_payload(specs: list[TensorSpec], values: str) -> int:
+    """The fewest payload bytes any valid file of these tensors and value type has.
+
+    Per tensor: its scales, then for a weight the encoding byte and the cheapest empty body
+    (an index list of no entries, 2 bytes, only for tensors of at most 65536 entries; else a
+    bitmap of ``ceil(n / 8)`` bytes; or ``n`` dense values when cheaper), for a bias or the
+    codebook its ``n`` values. So the theta a reader allocates (8 bytes per layout entry) is
+    bounded by a fixed multiple of the file's length, whatever its header declares."""
+    vb = _DTYPES[values].itemsize
+    total = 0
+    for s in specs:
+        if values in ROW_TYPES and s.kind == "weight":
+            total += 2 * s.shape[0]
+        elif values in _QMAX:
+            total += 4
+        if s.kind == "weight":
+            body = min(s.size * vb, -(-s.size // 8))
+            if s.size <= _U16 + 1:
+                body = min(body, 2)
+            total += 1 + body
+        else:
+            total += s.size * vb
+    return total
+
+
 def from_bytes(data: bytes, name: str = "<bytes>") -> ExportedModel:
     """Parse and validate an export file's bytes; every problem is one ModelFileError line
     starting with ``name``. Needs nothing but the bytes (no model file)."""
@@ -482,6 +510,11 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> ExportedModel:
     if n_tensors != len(specs):
         raise ModelFileError(f"{name}: header says {n_tensors} tensors; the {part} part of this "
                              f"config has {len(specs)}")
+    least = _least_payload(specs, values)
+    if payload_size < least:  # checked before theta (layout-sized) is allocated
+        raise ModelFileError(f"{name}: header says {payload_size} bytes of payload; the {part} "
+                             f"part of this config ({layout.size} parameters, {values}) needs at "
+                             f"least {least}")
     got = n - HEADER_SIZE
     if got < payload_size:
         raise ModelFileError(f"{name}: truncated: {got} bytes of payload, expected "

@@ -63,6 +63,44 @@ DEFAULT_FRAME_RATE = 16000 / 18
 
 
 # --------------------------------------------------------------------------- config
+# Upper limits of the FRAE sizes. The paper's models are tiny (config A: 22 channels, 14 + 14
+# hidden units, 3300 network weights, 64 codewords) because they must fit the 32-300 kB of
+# on-chip memory of a CI processor (paper §I). The limits are orders of magnitude above that,
+# so every research use fits, yet a typo (--enc-hidden 100000) or a crafted file header
+# (hidden size 65535, codebook 2**32) is one clear error instead of an attempt to allocate
+# tens or hundreds of GiB.
+#: Largest ``n_channels``: a CI electrode array has 12-24 contacts; 256 leaves room for any
+#: current or research array.
+MAX_CHANNELS = 256
+#: Largest ``enc_hidden`` / ``dec_hidden`` (a 4096-unit GRU already has ~50 million weights).
+MAX_HIDDEN = 4096
+#: Largest ``latent_dim`` (the paper uses 2; the codebook holds K x D values).
+MAX_LATENT_DIM = 256
+#: Largest ``codebook_size``: a stream stores an index in at most 16 bits
+#: (:data:`pa_ci.bitstream.MAX_BITS`), so K <= 2**16.
+MAX_CODEBOOK_SIZE = 2**16
+#: Largest parameter count (network + codebook): 2**24 float64 values = 128 MiB per theta
+#: (SPSA holds a few thetas at once); the paper's models have ~3500.
+MAX_PARAMETERS = 2**24
+
+_CONFIG_LIMITS = {"n_channels": MAX_CHANNELS, "enc_hidden": MAX_HIDDEN, "dec_hidden": MAX_HIDDEN,
+                  "latent_dim": MAX_LATENT_DIM, "codebook_size": MAX_CODEBOOK_SIZE}
+_CONFIG_LIMITS_WHY = {
+    "n_channels": "channels of an electrode array",
+    "enc_hidden": "GRU units; the paper's models have 14",
+    "dec_hidden": "GRU units; the paper's models have 14",
+    "latent_dim": "latent values per frame; the paper's models have 2",
+    "codebook_size": "codewords; a stream index has at most 16 bits",
+}
+
+
+def _parameter_count(C: int, He: int, Hd: int, D: int, K: int) -> int:
+    """Entries of :func:`frae_layout` for these sizes (computed without building the layout)."""
+    enc = 3 * He * (C + Hd) + 3 * He * He + 6 * He + D * He + D
+    dec = 3 * Hd * D + 3 * Hd * Hd + 6 * Hd + C * Hd + C
+    return enc + dec + K * D
+
+
 @dataclass(frozen=True)
 class FraeConfig:
     """Sizes of the FRAE (research §3.3, config A; defaults: 3300 network weights + 128 codebook).
@@ -86,7 +124,17 @@ class FraeConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ParameterError(f"FraeConfig.{name} = {v!r}; expected an integer >= {low}")
+            top = _CONFIG_LIMITS.get(name)
+            if top is not None and v > top:
+                raise ParameterError(f"FraeConfig.{name} = {v!r}; expected at most {top} "
+                                     f"({_CONFIG_LIMITS_WHY[name]})")
             object.__setattr__(self, name, int(v))
+        n = _parameter_count(self.n_channels, self.enc_hidden, self.dec_hidden,
+                             self.latent_dim, self.codebook_size)
+        if n > MAX_PARAMETERS:
+            raise ParameterError(f"FraeConfig has {n} parameters; expected at most "
+                                 f"{MAX_PARAMETERS} (the codec targets processors with 32-300 kB "
+                                 "of memory; this limit keeps every theta below 128 MiB)")
         if self.output_maxima > self.n_channels:
             raise ParameterError(f"FraeConfig.output_maxima = {self.output_maxima}; expected "
                                  f"0..n_channels ({self.n_channels})")
@@ -353,8 +401,8 @@ def _emit(Y, cnt, l, n_max, f, dec_out, ch_out, val_out, C):
             dec_out[f, c] = Y[c, l] if keep_all or cnt[c, l] < n_max else 0.0
     if ch_out.shape[0] > 0:
         j = 0
-        for c in range(C):
-            if keep_all or cnt[c, l] < n_max:
+        for c in range(C):  # j < width: NaN outputs (an overflowing theta) rank above nothing
+            if (keep_all or cnt[c, l] < n_max) and j < ch_out.shape[1]:
                 ch_out[f, j] = c
                 val_out[f, j] = Y[c, l]
                 j += 1

@@ -388,12 +388,53 @@ _READ_ERRORS = (OSError, ValueError, KeyError, EOFError, IndexError, TypeError, 
                 RuntimeError)
 
 
+#: Largest member of a model file that :func:`load_model` reads, in bytes (as the zip entry
+#: declares it, before anything is decompressed): theta and mask of the largest FRAE
+#: (``pa_ci.frae.MAX_PARAMETERS`` = 2**24 float64 values, 128 MiB) plus room for the .npy
+#: header. A crafted or corrupted entry declaring more is refused before any allocation.
+MAX_MEMBER_BYTES = 8 * 2**24 + 2**16
+#: Largest |parameter| :func:`load_model` accepts. Trained parameters are O(1) (the shipped
+#: model's largest is below 10); a finite value near 1e308 makes the model's float64
+#: arithmetic overflow to inf and NaN (inf - inf), which no consumer of a model expects.
+MAX_ABS_PARAMETER = 1e100
+#: Largest ``header.npy`` (the JSON header is a few kB; this leaves room for long ``meta``).
+MAX_HEADER_BYTES = 2**24
+
+
 def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> np.ndarray:
+    """One ``.npy`` member, its declared sizes checked before anything is allocated: the zip
+    entry's size against :data:`MAX_MEMBER_BYTES`, the array header's shape x itemsize
+    against the bytes the member really holds."""
+    limit = MAX_HEADER_BYTES if name == "header.npy" else MAX_MEMBER_BYTES
     try:
-        data = zf.read(name)  # checks the CRC-32
-        arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+        info = zf.getinfo(name)
+    except KeyError:
+        raise ModelFileError(f"{where}: model file has no {name}") from None
+    if info.file_size > limit:
+        raise ModelFileError(f"{where}: {name} declares {info.file_size} bytes; a model file "
+                             f"member holds at most {limit}")
+    try:
+        data = zf.read(name)  # checks the CRC-32; never more than the declared file_size
+        fp = io.BytesIO(data)
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f".npy format version {version[0]}.{version[1]}; expected 1.0 or 2.0")
+        if dtype.hasobject:
+            raise ValueError(f"dtype {dtype} holds Python objects; expected numbers")
+        need = math.prod(shape) * dtype.itemsize
+        have = len(data) - fp.tell()
+        if need != have:
+            raise ValueError(f"its header declares shape {shape} of {dtype} ({need} bytes); "
+                             f"the member holds {have} bytes of data")
+        fp.seek(0)
+        arr = np.lib.format.read_array(fp, allow_pickle=False)
     except _READ_ERRORS as exc:
-        raise ModelFileError(f"{where}: cannot read {name}: {exc}") from None
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelFileError(f"{where}: cannot read {name}: {detail}") from None
     return arr
 
 
@@ -461,6 +502,10 @@ def load_model(path: str | os.PathLike, expected_layout: Layout | None = None) -
     if not np.all(np.isfinite(theta)):
         raise ModelFileError(f"{where}: theta has {int(np.sum(~np.isfinite(theta)))} "
                              "non-finite values")
+    big = int(np.count_nonzero(np.abs(theta) > MAX_ABS_PARAMETER))
+    if big:
+        raise ModelFileError(f"{where}: theta has {big} values beyond ±{MAX_ABS_PARAMETER:g}; "
+                             "expected a trained model's parameters (file corrupted or crafted)")
     if mask is not None and (mask.dtype != np.bool_ or mask.shape != (layout.size,)):
         raise ModelFileError(f"{where}: mask is a {mask.dtype} array of shape {mask.shape}; "
                              f"expected bool ({layout.size},)")

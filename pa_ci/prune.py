@@ -129,6 +129,10 @@ def perturbation_scale(g: str, n: int, n_max: int) -> float:
     return float(perturbation(g)(min(max(n / n_max, 0.0), 1.0)))
 
 
+#: Largest lambda (Eq. 5) accepted: the paper uses 1; far larger only overflows the objective.
+MAX_LAMBDA = 1e6
+
+
 class PruningAwareObjective:
     """Eq. 5 around any objective: f_PA(w) = f(w) - s lambda |f(w) - f(w + dw_n)|.
 
@@ -159,8 +163,8 @@ class PruningAwareObjective:
         if int(n_max) < 1:
             raise ParameterError(f"pruning-aware training needs n_max >= 1 iterations, got {n_max}")
         self.n_max = int(n_max)
-        if not (float(lam) >= 0.0 and math.isfinite(lam)):
-            raise ParameterError(f"lambda must be a finite number >= 0, got {lam!r}")
+        if not (0.0 <= float(lam) <= MAX_LAMBDA):
+            raise ParameterError(f"lambda must be a number in 0..{MAX_LAMBDA:g}, got {lam!r}")
         self.lam = float(lam)
         self.sign = 1.0 if maximize else -1.0
         self.last_base = float("nan")

@@ -60,6 +60,14 @@ def _is_real(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
+#: Largest gain a or c that Gains accepts (the paper's are 1 and 0.02; far larger steps only
+#: overflow the objective's arithmetic).
+MAX_GAIN = 1e6
+
+#: Largest gain exponent alpha or gamma that Gains accepts.
+MAX_EXPONENT = 10.0
+
+
 @dataclass(frozen=True)
 class Gains:
     """SPSA gain sequences (paper §II-C with its constants; Spall 1998).
@@ -84,6 +92,14 @@ class Gains:
         if self.A < 0 or self.alpha <= 0 or self.gamma < 0:
             raise ParameterError(f"spsa.Gains: need A >= 0, alpha > 0, gamma >= 0, got A={self.A!r}, "
                                  f"alpha={self.alpha!r}, gamma={self.gamma!r}")
+        # Spall's exponents are 0.602 and 0.101 (asymptotically optimal 1 and 1/6); beyond a few
+        # units (A + k + 1)**alpha overflows for long runs and the step is 0 anyway.
+        if self.alpha > MAX_EXPONENT or self.gamma > MAX_EXPONENT:
+            raise ParameterError(f"spsa.Gains: alpha and gamma must be at most {MAX_EXPONENT:g}, got "
+                                 f"alpha={self.alpha!r}, gamma={self.gamma!r}")
+        if self.A > 1e15 or self.a > MAX_GAIN or self.c > MAX_GAIN:
+            raise ParameterError(f"spsa.Gains: need A <= 1e15 and a, c <= {MAX_GAIN:g}, got "
+                                 f"A={self.A!r}, a={self.a!r}, c={self.c!r}")
 
     def a_k(self, k: int) -> float:
         """Step gain a / (A + k + 1)^alpha."""
@@ -282,6 +298,10 @@ class Spsa:
         cand_t = theta[idx] + (s * ak) * ghat
         if self.clip is not None:
             cand_t = np.clip(cand_t, self.clip[0], self.clip[1])
+        if not np.all(np.isfinite(cand_t)):
+            raise ParameterError(f"spsa.Spsa.step k={k}: the update would make the parameters "
+                                 f"non-finite (a_k = {ak:.3g}, c_k = {ck:.3g}); expected smaller "
+                                 "gains a / c")
         step_norm = float(np.linalg.norm(cand_t - theta[idx]))
         accepted, y_new = True, math.nan
         if self.blocking is not None:

@@ -263,6 +263,8 @@ class _Interrupts:
 
     @contextlib.contextmanager
     def installed(self):
+        """The handlers while the block runs; a signal that arrived after the block's last
+        :meth:`check` is raised when the block ends normally, never lost."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -272,6 +274,7 @@ class _Interrupts:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        self.check()
 
 
 def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,

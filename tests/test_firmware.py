@@ -181,7 +181,16 @@ def test_cli_export_check_and_eval_export(run_cli, tmp_path):
     assert "vstoi_open_loop" in e
     text = run_cli("eval", "--export", str(out), "--tiny")
     assert "loss" in text.out and "int8-row" in text.out
-    _one_error(run_cli("eval", str(out), "--tiny"), "whole export")     # no encoder in it
+    r = run_cli("eval", str(out), "--tiny", "--json")  # a decoder export of the shipped model:
+    assert r.code == 0, r.err                            # its encoder is the shipped one
+    assert json.loads(r.out)["vstoi"] == pytest.approx(chk["vstoi"])
+    from pa_ci.frae import FraeConfig, frae_layout, init_params
+    from pa_ci.params import save_model
+    cfg = FraeConfig()
+    other = save_model(tmp_path / "other.npz", init_params(cfg, 3), frae_layout(cfg), cfg.to_dict())
+    foreign = tmp_path / "foreign.pacx"
+    assert run_cli("export", str(other), "-o", str(foreign)).code == 0
+    _one_error(run_cli("eval", str(foreign), "--tiny"), "whole export")  # no encoder known for it
     whole = tmp_path / "w.pacx"
     assert run_cli("export", "-o", str(whole), "--part", "whole").code == 0
     r = run_cli("eval", str(whole), "--tiny", "--json")
