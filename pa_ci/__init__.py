@@ -6,6 +6,14 @@ Signal chain (Hinrichs & Ostermann, arXiv 2502.02424, §II-B)::
 
 The names below are the public entry points. Note that ``pa_ci.ace`` and ``pa_ci.stoi`` are the
 *functions*; their modules are imported as ``from pa_ci.ace import AceParams`` etc.
+
+The codec in five lines (:mod:`pa_ci.api`)::
+
+    import pa_ci
+    codec = pa_ci.load()                                    # the shipped model (or a path)
+    pruned = pa_ci.prune_model(codec, rate=0.55, scope="decoder")   # the paper's protocol
+    print(pa_ci.evaluate(pruned)["vstoi"])                  # mean test VSTOI
+    pa_ci.export_model(pruned, "decoder.pacx")              # the sparse file for firmware
 """
 from __future__ import annotations
 
@@ -19,7 +27,9 @@ from .errors import AudioError, DataError, PaCiError, ParameterError  # noqa: E4
 #: Public names that live in NumPy/SciPy/Numba-heavy modules, imported on first use (PEP 562),
 #: so that ``import pa_ci`` and ``pa-ci --help`` start in a fraction of a second.
 _LAZY = {"ace": "ace", "AceParams": "ace", "vocode": "vocoder", "stoi": "stoi", "vstoi": "stoi",
-         "Reference": "stoi"}
+         "Reference": "stoi",
+         "load": "api", "dataset": "api", "prune_model": "api", "evaluate": "api",
+         "export_model": "api"}
 
 
 def __getattr__(name: str):
@@ -45,4 +55,5 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 __all__ = ["ace", "AceParams", "vocode", "stoi", "vstoi", "Reference",
+           "load", "dataset", "prune_model", "evaluate", "export_model",
            "PaCiError", "AudioError", "DataError", "ParameterError", "__version__"]

@@ -6,6 +6,8 @@ with ``--json``, exactly one JSON object on stdout. Progress goes to stderr. Eve
 option, a value out of its range: click's checks and :class:`~pa_ci.errors.ParameterError`), 1
 for a runtime error (any other :class:`~pa_ci.errors.PaCiError`: a missing or corrupt file, a run
 folder in use, a full disk, ...), 130 when interrupted; warnings are ``warning: ...`` lines.
+``--quiet`` (before or after the command name) drops the progress lines, not warnings or errors.
+``--json`` output is strict JSON: a value that is not a finite number is ``null``.
 """
 from __future__ import annotations
 
@@ -32,14 +34,30 @@ EXIT_INTERRUPTED = 130
 def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
     """Print ``payload`` as one JSON object (``--json``) or ``text`` for people."""
     if as_json:
-        click.echo(json.dumps(payload, sort_keys=False, default=_json_default))
+        click.echo(strict_json(payload))
     else:
         click.echo(text)
 
 
+def strict_json(payload: Any) -> str:
+    """``payload`` as strict JSON (RFC 8259): NaN and infinities become ``null`` (JSON has no
+    such numbers), arrays and NumPy scalars become lists and numbers, paths strings."""
+    return json.dumps(_finite(payload), sort_keys=False, allow_nan=False, default=_json_default)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):   # NumPy arrays, scalars
+        return _finite(obj.tolist())
+    return obj
+
+
 def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
@@ -50,7 +68,7 @@ class Progress:
 
     def __init__(self, label: str, enabled: bool = True) -> None:
         self.label = label
-        self.enabled = enabled
+        self.enabled = enabled and not _quiet()
         self.start = time.monotonic()
         self.last = 0.0
         self.tty = sys.stderr.isatty()
@@ -72,6 +90,57 @@ class Progress:
             click.echo("", err=True)
 
 
+_QUIET_KEY = "pa_ci.quiet"
+
+
+def _quiet() -> bool:
+    """Whether --quiet was given (before or after the command name) in the running command."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(_QUIET_KEY))
+
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_QUIET_KEY] = True     # ctx.meta is shared by the group and its commands
+
+
+_QUIET_HELP = "No progress lines on stderr (warnings and errors are still printed)."
+
+
+def _quiet_option(f):
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, is_eager=True,
+                        callback=_set_quiet, help=_QUIET_HELP)(f)
+
+
+class _OutputOption(click.Option):
+    """``-o/--output`` that also accepts an older spelling (``--out``) without showing it."""
+
+    def __init__(self, *args: Any, hidden_aliases: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hidden_aliases = hidden_aliases
+
+    def _shown(self) -> list[str]:
+        return [o for o in self.opts if o not in self.hidden_aliases]
+
+    def get_help_record(self, ctx: click.Context):
+        opts = self.opts
+        try:
+            self.opts = self._shown()
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
+
+    def get_error_hint(self, ctx: click.Context) -> str:
+        return " / ".join(f"'{o}'" for o in self._shown())
+
+
+def _output_option(help: str, *, alias: bool = False, **kwargs: Any):  # noqa: A002 - click's name
+    """``-o/--output`` (with ``alias``: ``--out`` too, hidden; the commands that had it)."""
+    names = ("-o", "--output", "--out") if alias else ("-o", "--output")
+    return click.option(*names, "output", cls=_OutputOption,
+                        hidden_aliases=("--out",) if alias else (), help=help, **kwargs)
+
+
 def _showwarning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     text = str(message).splitlines()[0] if str(message) else category.__name__
     click.echo(f"warning: {text}", err=True)
@@ -79,7 +148,9 @@ def _showwarning(message, category, filename, lineno, file=None, line=None) -> N
 
 # ----------------------------------------------------------------------------- commands
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="pa-ci", prog_name="pa-ci")
+@click.version_option(package_name="pa-ci", prog_name="pa-ci",
+                      help="Print the version and exit.")
+@_quiet_option
 def cli() -> None:
     """pa-ci: pruning-aware training of zero-delay codecs for cochlear-implant stimulation patterns.
 
@@ -94,8 +165,12 @@ def _ace_params(preset: str):
     return AceParams.preset(preset)
 
 
-_preset_option = click.option("--preset", default="default", show_default=True,
-                              help="ACE parameter preset (default = DECISIONS.md; nmt4, nmt5).")
+_preset_option = click.option("--preset", type=click.Choice(["default", "nmt4", "nmt5"]),
+                              default="default", show_default=True,
+                              help="ACE parameter preset: default (Nucleus-toolbox defaults: "
+                                   "22 channels, 8 maxima, 900 pps, calibration and AGC), nmt4 "
+                                   "(the NMT 4 chain: no calibration, no AGC), nmt5 (vector-sum "
+                                   "envelopes).")
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 
 
@@ -152,9 +227,9 @@ def dataset_group() -> None:
                    "default: the bundled subset.")
 @click.option("--noise", type=click.Path(path_type=Path), default=None,
               help="Folder of noise files; default: the bundled noises (CCITT noise is added).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Cache folder; the dataset goes to OUT/datasets/KEY (default: $PA_CI_CACHE "
-                   "or ~/.cache/pa-ci).")
+@_output_option("Cache folder; the dataset goes to OUTPUT/datasets/KEY (default: "
+                "$PA_CI_CACHE or ~/.cache/pa-ci).", alias=True,
+                type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed of the split, noise and SNR draws (default 0).")
 @click.option("--n-train", type=click.IntRange(min=1), default=None,
@@ -168,7 +243,7 @@ def dataset_group() -> None:
 @click.option("--tiny", is_flag=True, help="The tiny split (8 train, 8 test, first 4 s); the "
                                            "options above override its sizes.")
 @_json_option
-def dataset_build_command(speech: Path | None, noise: Path | None, out: Path | None,
+def dataset_build_command(speech: Path | None, noise: Path | None, output: Path | None,
                           seed: int | None, n_train: int | None, n_test: int | None,
                           max_seconds: float | None, mixtures_per_utterance: int | None,
                           tiny: bool, as_json: bool) -> None:
@@ -184,7 +259,7 @@ def dataset_build_command(speech: Path | None, noise: Path | None, out: Path | N
         ("mixtures_per_utterance", mixtures_per_utterance)) if value is not None}
     if changes:
         config = dataclasses.replace(config, **changes)
-    dataset = build_dataset(config, cache_dir=out, progress=Progress("dataset"))
+    dataset = build_dataset(config, cache_dir=output, progress=Progress("dataset"))
     summary = dataset.summary()
     summary["path"] = str(dataset.path.resolve())
     _emit(as_json, summary, _format_dataset_summary(summary)
@@ -233,20 +308,29 @@ _tiny_option = click.option("--tiny", is_flag=True,
                             help="Use the tiny dataset split (8 train, 8 test items, 4 s each).")
 _dataset_option = click.option(
     "--dataset", "dataset_dir", type=click.Path(path_type=Path), default=None,
-    help="Dataset folder that `pa-ci dataset build` wrote (or its --out folder when it holds one "
+    help="Dataset folder that `pa-ci dataset build` wrote (or its -o folder when it holds one "
          "dataset); default: the bundled data.")
 _model_option = click.option("--model", type=click.Path(path_type=Path), default=None,
                              help="Model file or run folder (default: the shipped model).")
 
 
 def _gains_options(f):
-    """SPSA gain options shared by train-like commands (defaults: the paper's, §II-C)."""
+    """SPSA gain options shared by train-like commands (defaults: the paper's, §II-C, Eq. 7:
+    a_k = a/(A+k+1)^gamma, c_k = c/(k+1)^beta). The options use Spall's names, so the paper's
+    gamma is --alpha and its beta is --gamma."""
     for opt in reversed([
-        click.option("--a", "gain_a", type=float, default=1.0, show_default=True, help="SPSA gain a (Eq. 7)."),
-        click.option("--A", "gain_A", type=float, default=10273.0, show_default=True, help="SPSA stability constant A."),
-        click.option("--c", "gain_c", type=float, default=0.020765, show_default=True, help="SPSA perturbation c."),
-        click.option("--alpha", type=float, default=0.602, show_default=True),
-        click.option("--gamma", type=float, default=0.101, show_default=True)]):
+        click.option("--a", "gain_a", type=float, default=1.0, show_default=True,
+                     help="SPSA step gain a of a_k = a/(A+k+1)^alpha (the paper's a, Eq. 7)."),
+        click.option("--A", "gain_A", type=float, default=10273.0, show_default=True,
+                     help="SPSA stability constant A of a_k (the paper's A)."),
+        click.option("--c", "gain_c", type=float, default=0.020765, show_default=True,
+                     help="SPSA perturbation size c of c_k = c/(k+1)^gamma (the paper's c)."),
+        click.option("--alpha", type=float, default=0.602, show_default=True,
+                     help="Decay exponent of the step gain a_k (Spall's alpha; the paper's "
+                          "gamma)."),
+        click.option("--gamma", type=float, default=0.101, show_default=True,
+                     help="Decay exponent of the perturbation c_k (Spall's gamma; the paper's "
+                          "beta).")]):
         f = opt(f)
     return f
 
@@ -276,7 +360,8 @@ def _load_model_arg(model: Path | None):
               show_default=True, help="Adam steps of the frame-MSE warm start before SPSA (0: none).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Items per SPSA evaluation (default: the whole train set, as the paper).")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=25, show_default=True,
+              help="Write a checkpoint every this many SPSA iterations (and on Ctrl-C).")
 @_gains_options
 @click.option("--averaging", type=click.IntRange(min=1), default=1, show_default=True,
               help="SP gradients averaged per iteration (Spall).")
@@ -284,10 +369,14 @@ def _load_model_arg(model: Path | None):
               help="Reject steps that lower the VSTOI by more than this (Spall's blocking).")
 @click.option("--calibrate", "calibrate_step", type=float, default=None,
               help="Set a and A by Spall's calibration for this first step per weight (keeps c).")
-@click.option("--enc-hidden", type=click.IntRange(min=1), default=14, show_default=True)
-@click.option("--dec-hidden", type=click.IntRange(min=1), default=14, show_default=True)
-@click.option("--latent-dim", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--codebook-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--enc-hidden", type=click.IntRange(min=1), default=14, show_default=True,
+              help="Units of the encoder GRU.")
+@click.option("--dec-hidden", type=click.IntRange(min=1), default=14, show_default=True,
+              help="Units of the decoder GRU.")
+@click.option("--latent-dim", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Dimension of the latent the vector quantiser codes.")
+@click.option("--codebook-size", type=click.IntRange(min=2), default=64, show_default=True,
+              help="Codewords of the vector quantiser (64: 6 bits per frame).")
 @click.option("--output-maxima", type=click.IntRange(min=0), default=8, show_default=True,
               help="Decoder keeps this many largest channels per frame (0: all).")
 @_dataset_option
@@ -344,7 +433,8 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
 
 @cli.command("eval")
 @click.argument("model", type=click.Path(path_type=Path), required=False)
-@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
+              help="Items to score (the paper reports the test split).")
 @click.option("--export", "export_file", type=click.Path(path_type=Path), default=None,
               help="A sparse export of MODEL (pa-ci export) to score instead: its dequantised "
                    "weights on the side(s) it carries, MODEL's float64 weights elsewhere.")
@@ -452,14 +542,17 @@ _SCOPE_CHOICE = click.Choice(["whole", "decoder", "encoder"])
 @click.option("--g", "g", type=click.Choice(["linear", "quadratic", "cubic", "sqrt"]), default="linear",
               show_default=True, help="Perturbation function of Eq. 6.")
 @click.option("--lambda", "lam", type=float, default=1.0, show_default=True, help="lambda of Eq. 5.")
-@click.option("--pa-iters", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="SPSA iterations on the pruning-aware loss (method pa).")
-@click.option("--finetune-iters", type=click.IntRange(min=0), default=7000, show_default=True,
-              help="Fine-tuning iterations after pruning (the baseline adds --pa-iters: 8000).")
+@click.option("--pa-iters", type=click.IntRange(min=0), default=None,
+              help="SPSA iterations on the pruning-aware loss before pruning (method pa; "
+                   "default 1000, the paper's).")
+@click.option("--finetune-iters", type=click.IntRange(min=0), default=None,
+              help="Fine-tuning iterations after pruning, exactly this many for either method "
+                   "(default: the paper's, 7000 for pa and 8000 for magnitude, the same total).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the SPSA perturbations.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Items per SPSA evaluation (default: the whole train split, as the paper).")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=25, show_default=True,
+              help="Write a checkpoint every this many SPSA iterations (and on Ctrl-C).")
 @_gains_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Run folder: model.npz (pruned + fine-tuned), pruned.npz, result.json, stages.")
@@ -478,7 +571,8 @@ _SCOPE_CHOICE = click.Choice(["whole", "decoder", "encoder"])
 @_json_option
 @click.pass_context
 def prune_command(ctx: click.Context, model: Path | None, rate: float | None, scope: str,
-                  method: str, g: str, lam: float, pa_iters: int, finetune_iters: int, seed: int,
+                  method: str, g: str, lam: float, pa_iters: int | None,
+                  finetune_iters: int | None, seed: int,
                   batch_size: int | None, checkpoint_every: int, gain_a: float, gain_A: float,
                   gain_c: float, alpha: float, gamma: float, output: Path, resume: bool,
                   schedule: Path | None, epoch_iters: int | None, epochs: int | None,
@@ -487,7 +581,8 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
 
     pa: PA-ITERS SPSA iterations on the pruning-aware loss (Eq. 5/6) at the target rate, global
     magnitude pruning, FINETUNE-ITERS iterations with the mask fixed. magnitude: prune, then
-    PA-ITERS + FINETUNE-ITERS fine-tuning iterations. Prints the test-split VSTOI before, after
+    FINETUNE-ITERS fine-tuning iterations (default 8000, the total of the pa defaults). Prints
+    the test-split VSTOI before, after
     PA training, right after pruning and after fine-tuning, and the non-zero weights per part.
 
     --schedule FILE.yaml: Distiller's compression-schedule format (SensitivityPruner,
@@ -496,7 +591,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     --epoch-iters SPSA iterations. See `pydoc pa_ci.schedule`.
     """
     from .export import MEMORY_BUDGET_BYTES
-    from .protocol import RunSpec, run_protocol
+    from .protocol import PAPER_BASELINE_ITERS, protocol_spec, run_protocol
     _check_data_options(tiny, dataset_dir)
     gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
     if schedule is not None:
@@ -515,8 +610,14 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     if rate is None:
         raise click.UsageError("--rate is required (the fraction of eligible weights to prune), "
                                "or --schedule FILE.yaml")
-    spec = RunSpec(rate=rate, scope=scope, method=method, g=g, seed=seed, pa_iters=pa_iters,
-                   finetune_iters=finetune_iters, lam=lam)
+    if method == "magnitude" and pa_iters:
+        click.echo(f"warning: --pa-iters {pa_iters} is ignored: the magnitude baseline has no PA "
+                   "training; it fine-tunes for --finetune-iters "
+                   f"({PAPER_BASELINE_ITERS if finetune_iters is None else finetune_iters})",
+                   err=True)
+        pa_iters = None
+    spec = protocol_spec(rate, scope, method, g=g, seed=seed, pa_iters=pa_iters,
+                         finetune_iters=finetune_iters, lam=lam)
     source = _load_model_arg(model)
     dataset = _dataset(tiny, dataset_dir)
     labels = {"pa": "PA training", "finetune": "fine-tune"}
@@ -528,7 +629,8 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     text = (f"{method} pruning of {scope} weights at rate {rate:g} (test split, {r['eval_items']} items)\n"
             f"  VSTOI before {r['vstoi_before']:.4f}"
             + (f"   after PA training {r['vstoi_pa']:.4f}" if method == "pa" else "")
-            + f"   pruned {r['vstoi_pruned']:.4f}   fine-tuned {r['vstoi_finetuned']:.4f}\n"
+            + f"   pruned {r['vstoi_pruned']:.4f}   fine-tuned {r['vstoi_finetuned']:.4f} "
+            f"({r['finetune_total']} iterations)\n"
             f"  non-zero weights: {r['nonzero_weights']} of {r['eligible_weights']} eligible; "
             f"encoder {r['nonzero_encoder']}/{r['weights_encoder']}, "
             f"decoder {r['nonzero_decoder']}/{r['weights_decoder']}\n"
@@ -564,7 +666,7 @@ def _prune_schedule(model: Path | None, schedule_file: Path, output: Path, epoch
     dataset = _dataset(tiny, dataset_dir)
 
     def show(row: dict) -> None:
-        if not as_json:
+        if not as_json and not _quiet():
             pruned = "" if row["vstoi_pruned"] is None else f"pruned {row['vstoi_pruned']:.4f}  "
             clear = "\r\x1b[K" if sys.stderr.isatty() else ""      # over the progress line
             click.echo(f"{clear}epoch {row['epoch']:3d}: {pruned}VSTOI {row['vstoi']:.4f}  "
@@ -620,9 +722,11 @@ def _epoch_list(epochs: list[int]) -> str:
 @click.option("--range", "sense_range", type=(float, float, float), default=(0.0, 0.95, 0.05),
               show_default=True, metavar="START STOP STEP",
               help="Sparsity levels, STOP included when it lies on the grid.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for sensitivity.csv, sensitivity.png, proposed_schedule.yaml, config.json.")
-@click.option("--tensors", default=None, help="Comma-separated tensor names (default: every matrix weight).")
+@_output_option("Folder for sensitivity.csv, sensitivity.png, proposed_schedule.yaml, config.json.",
+                alias=True, type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--tensors", default=None,
+              help="Comma-separated tensor names (default: every matrix weight; `pa-ci report` "
+                   "lists them).")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
               help="Items the metric is measured on (train: the analysis chooses a schedule, so it "
                    "should not look at the test speakers).")
@@ -638,22 +742,23 @@ def _epoch_list(epochs: list[int]) -> str:
 @_json_option
 @click.pass_context
 def sensitivity_command(ctx: click.Context, model: Path | None,
-                        sense_range: tuple[float, float, float], out_dir: Path,
+                        sense_range: tuple[float, float, float], output: Path,
                         tensors: str | None, split: str, extended: bool, tolerance: float,
                         target_sparsity: float | None, dataset_dir: Path | None, tiny: bool,
                         as_json: bool) -> None:
     """Per-tensor sensitivity analysis of MODEL (default: the shipped model).
 
     Each weight tensor alone is pruned to each level (smallest |w| first) without retraining and
-    the mean VSTOI of the split is measured. Writes OUT/sensitivity.csv (tensor,sparsity,metric),
-    OUT/sensitivity.png (one line per tensor) and OUT/proposed_schedule.yaml: per-tensor
-    SensitivityPruner multipliers s whose threshold s x std prunes the proposed level on this
-    model (Distiller's format, for `pa-ci prune --schedule`).
+    the mean VSTOI of the split is measured. Writes OUTPUT/sensitivity.csv (tensor,sparsity,
+    metric), OUTPUT/sensitivity.png (one line per tensor) and OUTPUT/proposed_schedule.yaml:
+    per-tensor SensitivityPruner multipliers s whose threshold s x std prunes the proposed level
+    on this model (Distiller's format, for `pa-ci prune --schedule`).
     """
     from . import sensitivity as sens
     from ._files import write_text_atomic
     from .frae import FraeConfig
     from .objective import VstoiObjective
+    out_dir = output
     _check_data_options(tiny, dataset_dir)
     if target_sparsity is not None and \
             ctx.get_parameter_source("tolerance") is click.core.ParameterSource.COMMANDLINE:
@@ -850,21 +955,30 @@ def _csv_list(kind: str, allowed: tuple[str, ...] | None = None, cast=str):
     return parse
 
 
-@cli.command("sweep")
+@cli.command("sweep", short_help="The paper's experiment: prune at many rates, scopes, methods, "
+                                  "seeds; one table, the figures.")
 @click.argument("model", type=click.Path(path_type=Path), required=False)
 @click.option("--rates", default="0.05..0.95:0.05", show_default=True,
               help="Pruning rates: 'A..B:STEP' or 'r1,r2,...' (default: the paper's 19 rates).")
 @click.option("--scopes", default="whole,decoder", show_default=True,
-              callback=_csv_list("scopes", ("whole", "decoder", "encoder")))
+              callback=_csv_list("scopes", ("whole", "decoder", "encoder")),
+              help="Comma-separated scopes of eligible weights: whole, decoder, encoder.")
 @click.option("--methods", default="magnitude,pa", show_default=True,
-              callback=_csv_list("methods", ("magnitude", "pa")))
+              callback=_csv_list("methods", ("magnitude", "pa")),
+              help="Comma-separated methods: pa (PA training, prune, fine-tune), magnitude "
+                   "(prune, fine-tune).")
 @click.option("--g", "gs", default="linear", show_default=True,
               callback=_csv_list("perturbation functions", ("linear", "quadratic", "cubic", "sqrt")),
               help="Perturbation functions of Eq. 6 for the pa runs.")
-@click.option("--seeds", default="0", show_default=True, callback=_csv_list("seeds", None, int))
-@click.option("--pa-iters", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--seeds", default="0", show_default=True, callback=_csv_list("seeds", None, int),
+              help="Comma-separated seeds of the SPSA perturbations (one run per seed).")
+@click.option("--pa-iters", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="PA training iterations of the pa runs.")
 @click.option("--finetune-iters", type=click.IntRange(min=0), default=7000, show_default=True,
-              help="Fine-tuning iterations (the baseline adds --pa-iters).")
+              help="Fine-tuning iterations of the pa runs, after PA training.")
+@click.option("--baseline-iters", type=click.IntRange(min=0), default=None,
+              help="Fine-tuning iterations of the magnitude runs (default: --pa-iters + "
+                   "--finetune-iters, the same total as the pa runs; the paper: 8000).")
 @click.option("--lambda", "lam", type=float, default=1.0, show_default=True, help="lambda of Eq. 5.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Items per SPSA evaluation (default: the whole train split, as the paper).")
@@ -873,31 +987,34 @@ def _csv_list(kind: str, allowed: tuple[str, ...] | None = None, cast=str):
               help="Runs in parallel on a local process pool.")
 @click.option("--scheduler", default=None,
               help="Run on this Dask distributed scheduler (tcp://HOST:PORT; the 'dist' extra).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Sweep folder: results.csv, sweep.json, figures, runs/ (run folders).")
+@_output_option("Sweep folder: results.csv, sweep.json, figures, runs/ (run folders).", alias=True,
+                type=click.Path(file_okay=False, path_type=Path), required=True)
 @_dataset_option
 @_tiny_option
 @_json_option
 def sweep_command(model: Path | None, rates: str, scopes: tuple, methods: tuple, gs: tuple,
-                  seeds: tuple, pa_iters: int, finetune_iters: int, lam: float,
-                  batch_size: int | None, gain_a: float, gain_A: float, gain_c: float,
-                  alpha: float, gamma: float, workers: int, scheduler: str | None, out: Path,
+                  seeds: tuple, pa_iters: int, finetune_iters: int, baseline_iters: int | None,
+                  lam: float, batch_size: int | None, gain_a: float, gain_A: float, gain_c: float,
+                  alpha: float, gamma: float, workers: int, scheduler: str | None, output: Path,
                   dataset_dir: Path | None, tiny: bool, as_json: bool) -> None:
     """The paper's experiment (§II-D, Figs. 1-7): prune MODEL (default: the shipped model) at
     every rate x scope x method x g x seed by the protocol of `pa-ci prune`, one row per run in
-    OUT/results.csv, and plot VSTOI against the pruning rate. Running it again with the same OUT
-    resumes: finished runs are skipped (local runs also resume mid-run from OUT/runs/); it must
-    use the same dataset. With --dataset and --scheduler, the Dask workers read the dataset
-    folder at the same path (a shared disk); without --dataset they build the default dataset
-    themselves (and fail if theirs differs from this machine's)."""
+    OUTPUT/results.csv, and plot VSTOI against the pruning rate. The pa runs train PA-ITERS +
+    FINETUNE-ITERS iterations, the magnitude runs fine-tune BASELINE-ITERS (by default the same
+    total). Running it again with the same OUTPUT resumes: finished runs are skipped (local runs
+    also resume mid-run from OUTPUT/runs/); it must use the same dataset and iterations. With
+    --dataset and --scheduler, the Dask workers read the dataset folder at the same path (a
+    shared disk); without --dataset they build the default dataset themselves (and fail if
+    theirs differs from this machine's)."""
     import dataclasses
 
     from .codec import SHIPPED_MODEL
     from .protocol import JobContext
     from .sweep import parse_rates, plan_runs, plot_sweep, run_sweep, summary_table
+    out = output
     _check_data_options(tiny, dataset_dir)
     specs = plan_runs(parse_rates(rates), scopes, methods, gs, seeds, pa_iters, finetune_iters,
-                      lam=lam)
+                      baseline_iters=baseline_iters, lam=lam)
     gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
     job = JobContext.from_model_file(SHIPPED_MODEL if model is None else model, tiny=tiny,
                                      gains=gains.to_dict(), batch_size=batch_size,
@@ -952,6 +1069,18 @@ def sweep_command(model: Path | None, rates: str, scopes: tuple, methods: tuple,
                         f"first: {key}: {msg}")
 
 
+def _add_quiet_options(group: click.Group) -> None:
+    """``--quiet`` after the command name too (``pa-ci prune ... --quiet``)."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _add_quiet_options(command)
+        command.params.append(click.Option(["-q", "--quiet"], is_flag=True, expose_value=False,
+                                           is_eager=True, callback=_set_quiet, help=_QUIET_HELP))
+
+
+_add_quiet_options(cli)
+
+
 # ----------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the click group and maps every failure to one ``error:`` line."""
@@ -961,6 +1090,7 @@ def main(argv: list[str] | None = None) -> None:
     if threads is not None and not (threads.strip().isdigit() and int(threads) >= 1):
         _fail(f"environment variable NUMBA_NUM_THREADS={threads!r}; expected a positive integer "
               "(threads for the compiled kernels) or unset it", EXIT_USAGE)
+    _sigterm_as_interrupt()
     try:
         cli.main(args=argv, prog_name="pa-ci", standalone_mode=False)
     except ParameterError as exc:
@@ -985,6 +1115,17 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(f"unexpected {type(exc).__name__}: {exc} (set PA_CI_DEBUG=1 for the traceback)")
     sys.exit(0)
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (``kill``) stops a command like Ctrl-C everywhere: one ``error: interrupted`` line
+    and status 130 (training defers both to the end of its iteration and checkpoints there)."""
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):  # noqa: ANN001
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _fail(message: str, status: int = EXIT_RUNTIME) -> None:

@@ -3,9 +3,15 @@
 * proposed (``method="pa"``): ``pa_iters`` SPSA iterations on the pruning-aware objective
   (Eq. 5/6, :class:`pa_ci.prune.PruningAwareObjective`) at the target rate, then magnitude
   pruning (Eq. 2-4), then ``finetune_iters`` SPSA iterations on mean VSTOI with the mask fixed;
-* baseline (``method="magnitude"``): magnitude pruning, then ``pa_iters + finetune_iters``
-  fine-tuning iterations (the paper: 8000 = 1000 + 7000), so both see the same number of
-  iterations.
+* baseline (``method="magnitude"``): magnitude pruning, then fine-tuning (the paper: 8000
+  iterations = 1000 + 7000, so both methods see the same number of iterations).
+
+Iteration counts: :func:`protocol_spec` takes them as they are meant, ``pa_iters`` of PA
+training and exactly ``finetune_iters`` of fine-tuning for either method (defaults: the paper's
+1000 + 7000, and 8000 for the baseline). A :class:`RunSpec` of the baseline records what it
+fine-tunes as ``pa_iters + finetune_iters`` (:attr:`RunSpec.finetune_total`): a sweep's baseline
+keeps the grid's (1000, 7000) and fine-tunes 8000, a single baseline run is (0, n). Every
+result says ``finetune_total``, the fine-tuning iterations that ran.
 
 VSTOI is reported before anything (``vstoi_before``), after PA training (``vstoi_pa``; equals
 ``vstoi_before`` for the baseline), right after pruning (``vstoi_pruned``) and after fine-tuning
@@ -49,18 +55,24 @@ from .errors import ParameterError, TrainingError
 from .frae import FraeConfig, frae_layout
 from .objective import VstoiObjective
 from .params import ModelFile, load_model, save_model
-from .prune import (PERTURBATIONS, PruningAwareObjective, check_rate, check_scope,
+from .prune import (MAX_LAMBDA, PERTURBATIONS, PruningAwareObjective, check_rate, check_scope,
                     eligible_mask, magnitude_mask)
 from .spsa import Gains
 from .training import MAX_ITERATIONS, TrainOptions, open_run_folder, train_stage
 
-__all__ = ["METHODS", "RunSpec", "JobContext", "run_protocol", "run_one", "part_counts",
-           "FINETUNE_SEED_OFFSET"]
+__all__ = ["METHODS", "RunSpec", "JobContext", "protocol_spec", "run_protocol", "run_one",
+           "part_counts", "FINETUNE_SEED_OFFSET", "PAPER_PA_ITERS", "PAPER_FINETUNE_ITERS",
+           "PAPER_BASELINE_ITERS"]
 
 #: The paper's two procedures (§II-D).
 METHODS = ("pa", "magnitude")
 #: Fine-tuning draws its SPSA perturbations from seed + this (not the PA stage's stream).
 FINETUNE_SEED_OFFSET = 7919
+#: The paper's iteration counts (§II-D): PA training, fine-tuning after it, and the baseline's
+#: fine-tuning (the same total).
+PAPER_PA_ITERS = 1000
+PAPER_FINETUNE_ITERS = 7000
+PAPER_BASELINE_ITERS = PAPER_PA_ITERS + PAPER_FINETUNE_ITERS
 
 ProgressFn = Callable[[int, int, str], None]
 _LAST_DATASET: list = []  # [(path, tiny, key), Dataset]: the dataset this worker process loaded last
@@ -68,7 +80,14 @@ _LAST_DATASET: list = []  # [(path, tiny, key), Dataset]: the dataset this worke
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of the protocol; defaults are the paper's (1000 PA + 7000 fine-tune, g = x, lambda = 1)."""
+    """One run of the protocol; defaults are the paper's (1000 PA + 7000 fine-tune, g = x, lambda = 1).
+
+    ``method="pa"``: ``pa_iters`` PA iterations, then ``finetune_iters`` fine-tuning iterations.
+    ``method="magnitude"``: no PA training; it fine-tunes ``pa_iters + finetune_iters``
+    iterations (:attr:`finetune_total`), the budget of the PA run with the same fields, which is
+    how a sweep records its baseline (every run of a sweep shares ``pa_iters`` and
+    ``finetune_iters``). To ask for counts as they are meant, use :func:`protocol_spec`.
+    """
 
     rate: float
     scope: str
@@ -97,12 +116,13 @@ class RunSpec:
             raise ParameterError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.method == "pa" and self.pa_iters < 1:
             raise ParameterError("the pa method needs --pa-iters >= 1 (Eq. 6 divides by n_max)")
-        if not (self.lam >= 0 and math.isfinite(self.lam)):
-            raise ParameterError(f"lambda must be a finite number >= 0, got {self.lam!r}")
+        if not (0 <= self.lam <= MAX_LAMBDA):
+            raise ParameterError(f"lambda must be a number in 0..{MAX_LAMBDA:g}, got {self.lam!r}")
 
     @property
     def finetune_total(self) -> int:
-        """Fine-tuning iterations of this run (the baseline adds the PA iterations)."""
+        """Fine-tuning iterations of this run: ``finetune_iters`` after PA training; for the
+        baseline, which has no PA stage, ``pa_iters + finetune_iters``."""
         return self.finetune_iters + (self.pa_iters if self.method == "magnitude" else 0)
 
     def key(self) -> str:
@@ -115,6 +135,54 @@ class RunSpec:
         if self.method != "pa":
             d["g"] = "-"
         return d
+
+
+def protocol_spec(rate: float, scope: str, method: str = "pa", *, pa_iters: int | None = None,
+                  finetune_iters: int | None = None, g: str = "linear", seed: int = 0,
+                  lam: float = 1.0) -> RunSpec:
+    """The run of ``method`` whose iteration counts are exactly the ones given.
+
+    ``pa_iters``: PA training iterations (method ``pa``; default 1000; the baseline has no PA
+    stage, so only None or 0 is accepted for it). ``finetune_iters``: fine-tuning iterations
+    after pruning, exactly this many for either method (default: the paper's, 7000 after PA
+    training and 8000 for the baseline, the same total). ``pa-ci prune`` and
+    :func:`pa_ci.prune_model` build their runs with it.
+    """
+    if method == "magnitude":
+        if pa_iters not in (None, 0):
+            raise ParameterError(f"pa-iters {pa_iters!r}: the magnitude baseline has no PA "
+                                 "training; its fine-tuning iterations are finetune-iters")
+        n = PAPER_BASELINE_ITERS if finetune_iters is None else finetune_iters
+        return RunSpec(rate=rate, scope=scope, method=method, g=g, seed=seed, pa_iters=0,
+                       finetune_iters=n, lam=lam)
+    return RunSpec(rate=rate, scope=scope, method=method, g=g, seed=seed,
+                   pa_iters=PAPER_PA_ITERS if pa_iters is None else pa_iters,
+                   finetune_iters=PAPER_FINETUNE_ITERS if finetune_iters is None else finetune_iters,
+                   lam=lam)
+
+
+def _spec_record(run: Path, spec: RunSpec, resume: bool) -> dict[str, Any]:
+    """What a run records of its spec: ``spec.to_dict()``, or, when resuming a baseline run whose
+    run.json splits the same fine-tuning total otherwise (e.g. (1000, 7000), as pa-ci 0.1
+    recorded ``pa-ci prune --method magnitude``, against (0, 8000) now), the recorded one, so the
+    same run resumes."""
+    new = spec.to_dict()
+    if not resume or spec.method != "magnitude":
+        return new
+    try:
+        old = json.loads((run / "run.json").read_text(encoding="utf-8"))["spec"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return new
+
+    def total(d: Any) -> dict[str, Any] | None:
+        if not isinstance(d, dict) or d.get("method") != "magnitude":
+            return None
+        p, f = d.get("pa_iters"), d.get("finetune_iters")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (p, f)):
+            return None
+        return {**d, "pa_iters": 0, "finetune_iters": p + f}
+
+    return old if total(old) is not None and total(old) == total(new) else new
 
 
 @dataclass(frozen=True)
@@ -199,10 +267,15 @@ def part_counts(theta: np.ndarray, config: FraeConfig) -> dict[str, int]:
 
 
 def _check_before_claiming(model: ModelFile, spec: RunSpec, train_items: Sequence[Any],
-                           eval_items: Sequence[Any], batch_size: int | None) -> None:
+                           eval_items: Sequence[Any], batch_size: int | None,
+                           checkpoint_every: int = 25) -> None:
     """Everything that can fail about a run's inputs, checked before its folder is created."""
     if not train_items or not eval_items:
         raise ParameterError("a pruning run needs train and evaluation items")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+            or not 1 <= checkpoint_every <= MAX_ITERATIONS:
+        raise ParameterError(f"checkpoint interval must be an integer in 1..{MAX_ITERATIONS}, got "
+                             f"{checkpoint_every!r}")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                    or not 1 <= batch_size <= len(train_items)):
         raise ParameterError(f"batch size must be 1..{len(train_items)} (the number of train items), "
@@ -238,8 +311,9 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
     layout = frae_layout(config)
     if model.layout != layout:
         raise ParameterError(f"{model.path}: the model's layout is not the FRAE layout of its config")
-    _check_before_claiming(model, spec, train_items, eval_items, batch_size)
-    describe = {"spec": spec.to_dict(), "gains": gains.to_dict(), "batch_size": batch_size,
+    _check_before_claiming(model, spec, train_items, eval_items, batch_size, checkpoint_every)
+    spec_record = _spec_record(run, spec, resume)
+    describe = {"spec": spec_record, "gains": gains.to_dict(), "batch_size": batch_size,
                 "model_hash": model.hash}
     stage_kwargs: dict[str, Any] = {}
     model_meta: dict[str, Any] = {}
@@ -269,7 +343,7 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
         common = dict(gains=gains, batch_size=batch_size, warm_start_steps=0,
                       checkpoint_every=checkpoint_every)
         if spec.method == "pa":
-            record = {"stage": "pa", "init": model.hash, **spec.to_dict()}
+            record = {"stage": "pa", "init": model.hash, **spec_record}
             pa = train_stage(run, "pa", train_items, theta, config,
                              TrainOptions(iters=spec.pa_iters, seed=spec.seed, **common), record, resume,
                              progress("pa") if progress else None,
@@ -286,10 +360,10 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
         keep = magnitude_mask(theta, layout, spec.scope, spec.rate) & old_keep
         pruned = np.where(keep, theta, 0.0)
         save_model(run / "pruned.npz", pruned, layout, config.to_dict(),
-                   {"stage": "pruned", **spec.to_dict(), **model_meta}, mask=keep)
+                   {"stage": "pruned", **spec_record, **model_meta}, mask=keep)
         vstoi_pruned = score(pruned)
 
-        record = {"stage": "finetune", "init": "pruned", **spec.to_dict()}
+        record = {"stage": "finetune", "init": "pruned", **spec_record}
         if spec.finetune_total > 0:
             ft = train_stage(run, "finetune", train_items, pruned, config,
                              TrainOptions(iters=spec.finetune_total,
@@ -303,7 +377,7 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
         vstoi_finetuned = score(final)
         counts = part_counts(final, config)
         n_elig = int(eligible.sum())
-        result = {**spec.to_dict(), "finetune_total": spec.finetune_total,
+        result = {**spec_record, "finetune_total": spec.finetune_total,
                   "vstoi_before": vstoi_before, "vstoi_pa": vstoi_pa, "vstoi_pruned": vstoi_pruned,
                   "vstoi_finetuned": vstoi_finetuned,
                   "eligible_weights": n_elig,

@@ -151,6 +151,12 @@ class SweepPlan:
     Order of the runs: seed outermost, then scope, method, g, rate, so that an interrupted sweep
     has complete curves for its first seeds. The ``magnitude`` baseline does not use g (Eq. 6),
     so it gets ONE run per (rate, scope, seed), recorded with ``g = "-"``.
+
+    Iterations: the ``pa`` runs train ``pa_iters`` PA iterations, then fine-tune
+    ``finetune_iters``; the ``magnitude`` runs fine-tune ``baseline_iters`` (None: the same
+    total, ``pa_iters + finetune_iters``, as the paper: 8000). A baseline of that total is
+    recorded with the grid's ``pa_iters`` and ``finetune_iters`` (its ``finetune_total`` is the
+    sum), any other with ``pa_iters = 0`` and ``finetune_iters = baseline_iters``.
     """
 
     rates: tuple[float, ...] = PAPER_RATES
@@ -160,6 +166,7 @@ class SweepPlan:
     seeds: tuple[int, ...] = (0,)
     pa_iters: int = 1000
     finetune_iters: int = 7000
+    baseline_iters: int | None = None
 
     def __post_init__(self) -> None:
         norm = {
@@ -189,6 +196,18 @@ class SweepPlan:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ParameterError(f"sweep {name}: expected an integer >= 0, got {value!r}")
             object.__setattr__(self, name, int(value))
+        if self.baseline_iters is not None:
+            value = self.baseline_iters
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ParameterError(f"sweep baseline_iters: expected an integer >= 0, got {value!r}")
+            object.__setattr__(self, "baseline_iters", int(value))
+
+    def _iterations(self, method: str) -> tuple[int, int]:
+        """(pa_iters, finetune_iters) of the runs of ``method`` (see the class docstring)."""
+        total = self.pa_iters + self.finetune_iters
+        if method != "magnitude" or self.baseline_iters in (None, total):
+            return self.pa_iters, self.finetune_iters
+        return 0, int(self.baseline_iters)
 
     def specs(self, spec_type: Any = None, **fields: Any) -> list[Any]:
         """The runs, as ``spec_type`` (default :class:`pa_ci.protocol.RunSpec`) instances;
@@ -198,11 +217,12 @@ class SweepPlan:
         for seed in self.seeds:
             for scope in self.scopes:
                 for method in self.methods:
+                    pa_iters, finetune_iters = self._iterations(method)
                     for g in (self.gs if method == "pa" else (NO_G,)):
                         for rate in self.rates:
                             out.append(make(rate=rate, scope=scope, method=method, g=g, seed=seed,
-                                            pa_iters=self.pa_iters,
-                                            finetune_iters=self.finetune_iters, **fields))
+                                            pa_iters=pa_iters, finetune_iters=finetune_iters,
+                                            **fields))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,14 +233,17 @@ class SweepPlan:
 def plan_runs(rates: Sequence[float] = PAPER_RATES, scopes: Sequence[str] = ("whole", "decoder"),
               methods: Sequence[str] = METHODS, gs: Sequence[str] = ("linear",),
               seeds: Sequence[int] = (0,), pa_iters: int = 1000, finetune_iters: int = 7000,
-              *, spec_type: Any = None, **fields: Any) -> list[Any]:
-    """The cross product of the grid as run specs; see :class:`SweepPlan` (order, g = "-").
+              *, baseline_iters: int | None = None, spec_type: Any = None,
+              **fields: Any) -> list[Any]:
+    """The cross product of the grid as run specs; see :class:`SweepPlan` (order, g = "-",
+    iterations: ``baseline_iters`` = the magnitude runs' fine-tuning, default
+    ``pa_iters + finetune_iters``).
 
     ``fields`` (e.g. ``lam=0.5``) go to every spec; ``spec_type`` defaults to
     :class:`pa_ci.protocol.RunSpec`.
     """
     plan = SweepPlan(tuple(rates), tuple(scopes), tuple(methods), tuple(gs), tuple(seeds),
-                     pa_iters, finetune_iters)
+                     pa_iters, finetune_iters, baseline_iters)
     return plan.specs(spec_type, **fields)
 
 
