@@ -45,6 +45,10 @@ from .spsa import Gains, Spsa, calibrate
 #: bound against typos such as 10**30 that would run until killed.
 MAX_ITERATIONS = 10_000_000
 
+#: Largest first step per weight that Spall's calibration (--calibrate) may aim at: the trained
+#: weights are of order 1, so a larger first step only makes the gains overflow.
+MAX_CALIBRATION_STEP = 100.0
+
 ProgressFn = Callable[[int, int, str], None]
 LOG_FIELDS = ("k", "a_k", "c_k", "y_plus", "y_minus", "vstoi", "accepted", "step_norm", "seconds")
 
@@ -91,8 +95,9 @@ class TrainOptions:
             raise ParameterError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
         if self.blocking is not None and not (math.isfinite(self.blocking) and self.blocking >= 0):
             raise ParameterError(f"blocking threshold must be a finite number >= 0, got {self.blocking!r}")
-        if self.calibrate_step is not None and not math.isfinite(self.calibrate_step):
-            raise ParameterError(f"calibration step must be finite, got {self.calibrate_step!r}")
+        if self.calibrate_step is not None and not (0 < self.calibrate_step <= MAX_CALIBRATION_STEP):
+            raise ParameterError(f"calibration step must be a number in (0, {MAX_CALIBRATION_STEP:g}], "
+                                 f"got {self.calibrate_step!r}")
         if self.iters < 0:
             raise ParameterError(f"iterations must be >= 0, got {self.iters}")
         if self.checkpoint_every < 1:

@@ -154,20 +154,18 @@ def test_usual_sampling_rates_are_read(tmp_path):
 # ----------------------------------------------------------------------------- the kernels
 def test_forward_maxima_survives_an_overflowing_theta():
     """NaN outputs (an overflowing theta) once made forward_maxima write 22 kept channels into
-    an 8-wide row (heap corruption, abort): run in a forked child so a regression is one failure."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            from pa_ci.frae import forward_maxima, init_params
-            cfg = FraeConfig()
-            x = [np.random.default_rng(0).uniform(0, 1, (200, 22))]
-            for _ in range(3):
-                chans, vals = forward_maxima((init_params(cfg, 0) * 1e300)[None], cfg, x)
-            code = 0 if chans.shape == (1, 200, 8) else 2
-        except BaseException:  # noqa: BLE001 - a clean error would do as well
-            code = 0
-        finally:
-            os._exit(code)
-    status = os.waitpid(pid, 0)[1]
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child wait status {status}"
+    an 8-wide row (heap corruption, abort): run in a child process so a regression is one failure
+    (a subprocess, not fork: fork is unsafe once the kernels' OpenMP threads have started)."""
+    import subprocess
+    import sys
+    code = """
+import numpy as np
+from pa_ci.frae import FraeConfig, forward_maxima, init_params
+cfg = FraeConfig()
+x = [np.random.default_rng(0).uniform(0, 1, (200, 22))]
+for _ in range(3):
+    chans, vals = forward_maxima((init_params(cfg, 0) * 1e300)[None], cfg, x)
+assert chans.shape == (1, 200, 8)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
