@@ -58,7 +58,7 @@ from .params import ModelFile, load_model, save_model
 from .prune import (MAX_LAMBDA, PERTURBATIONS, PruningAwareObjective, check_rate, check_scope,
                     eligible_mask, magnitude_mask)
 from .spsa import Gains
-from .training import MAX_ITERATIONS, TrainOptions, open_run_folder, train_stage
+from .training import MAX_ITERATIONS, TrainOptions, open_run_folder, record_dataset, train_stage
 
 __all__ = ["METHODS", "RunSpec", "JobContext", "protocol_spec", "run_protocol", "run_one",
            "part_counts", "FINETUNE_SEED_OFFSET", "PAPER_PA_ITERS", "PAPER_FINETUNE_ITERS",
@@ -315,12 +315,7 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
     spec_record = _spec_record(run, spec, resume)
     describe = {"spec": spec_record, "gains": gains.to_dict(), "batch_size": batch_size,
                 "model_hash": model.hash}
-    stage_kwargs: dict[str, Any] = {}
-    model_meta: dict[str, Any] = {}
-    if dataset is not None:
-        describe["dataset"] = dict(dataset)
-        stage_kwargs["dataset_info"] = {**dataset, "split": "train"}
-        model_meta["dataset"] = {k: v for k, v in dataset.items() if k != "path"}
+    stage_kwargs, model_meta = record_dataset(describe, dataset)
     with claim_folder(run, "pruning run", TrainingError):
         if open_run_folder(run, describe, resume, what="pruning run") and result_path.exists():
             try:

@@ -83,7 +83,8 @@ from .params import Layout, ModelFile, save_model
 from .protocol import part_counts
 from .sensitivity import level_mask, tensor_std
 from .spsa import Gains
-from .training import MAX_ITERATIONS, ProgressFn, TrainOptions, open_run_folder, train_stage
+from .training import (MAX_ITERATIONS, ProgressFn, TrainOptions, open_run_folder, record_dataset,
+                       train_stage)
 from .yaml_subset import YamlError, YamlList, YamlMap, loads
 
 __all__ = ["ScheduleError", "Policy", "Schedule", "PRUNERS", "LR_SCHEDULERS", "load_schedule",
@@ -694,12 +695,7 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
     describe = {"schedule_sha256": schedule.sha256(), "schedule_file": schedule.path,
                 "model_hash": model.hash, "iterations_per_epoch": ipe, "epochs": n_epochs,
                 "gains": gains.to_dict(), "batch_size": batch_size, "seed": seed}
-    stage_kwargs: dict[str, Any] = {}
-    model_meta: dict[str, Any] = {}
-    if dataset is not None:
-        describe["dataset"] = dict(dataset)
-        stage_kwargs["dataset_info"] = {**dataset, "split": "train"}
-        model_meta["dataset"] = {k: v for k, v in dataset.items() if k != "path"}
+    stage_kwargs, model_meta = record_dataset(describe, dataset)
     with claim_folder(run, "schedule run", TrainingError):
         open_run_folder(run, describe, resume, what="schedule run", ignore=("schedule_file",))
         write_text_atomic(run / "schedule.yaml", schedule.text)

@@ -153,6 +153,17 @@ def _config_record(config: FraeConfig, options: TrainOptions, dataset_info: dict
     return record
 
 
+def record_dataset(describe: dict[str, Any], dataset: dict[str, Any] | None
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A multi-stage run's dataset records: adds ``dataset`` to ``describe`` (run.json) and returns
+    the stages' keyword arguments (``dataset_info``, split train) and the models' meta (no path)."""
+    if dataset is None:
+        return {}, {}
+    describe["dataset"] = dict(dataset)
+    return ({"dataset_info": {**dataset, "split": "train"}},
+            {"dataset": {k: v for k, v in dataset.items() if k != "path"}})
+
+
 def dataset_key_of(record: Any) -> str | None:
     """The dataset key (content hash) a run record holds: ``record["key"]`` of a dataset record
     (:meth:`pa_ci.data.Dataset.record`), or None when none is recorded."""
