@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pa_ci.sweep import plot_sweep, read_results, summary_table
+from pa_ci.experiment.sweep import plot_sweep, read_results, summary_table
 
 
 def _spread(mean: float | None, lo: float | None, hi: float | None) -> str:

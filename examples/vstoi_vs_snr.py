@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pa_ci import Reference, ace
-from pa_ci.ace import default_params
-from pa_ci.audio import read_audio, resample
-from pa_ci.data import make_mixture, noise_segment
-from pa_ci.vocoder import envelopes
+from pa_ci import Reference
+
+from pa_ci.chain import ace
+from pa_ci.chain.ace import default_params
+from pa_ci.chain.audio import read_audio, resample
+from pa_ci.data.mixing import make_mixture, noise_segment
+from pa_ci.chain.vocoder import envelopes
 
 BUNDLED = Path(__file__).resolve().parents[1] / "pa_ci" / "bundled"
 

@@ -4,8 +4,13 @@ Signal chain (Hinrichs & Ostermann, arXiv 2502.02424, §II-B)::
 
     audio --ace--> stimulation pattern (K x 22) --vocode--> audio --stoi vs clean--> VSTOI
 
-The names below are the public entry points. Note that ``pa_ci.ace`` and ``pa_ci.stoi`` are the
-*functions*; their modules are imported as ``from pa_ci.ace import AceParams`` etc.
+The layers are subpackages along the data path: :mod:`pa_ci.chain` (audio, noise, ACE, vocoder,
+STOI/VSTOI), :mod:`pa_ci.data`, :mod:`pa_ci.codec` (layout, model file, FRAE, streams, exports,
+firmware), :mod:`pa_ci.train` (objective, SPSA, training, warm start), :mod:`pa_ci.prune`
+(Eq. 2-6, sensitivity, schedules) and :mod:`pa_ci.experiment` (protocol, sweep); see
+``docs/ARCHITECTURE.rst``. The names below are the public entry points. ``pa_ci.ace`` and
+``pa_ci.stoi`` are the *functions*; their modules are :mod:`pa_ci.chain.ace` and
+:mod:`pa_ci.chain.stoi` (the old paths ``pa_ci.ace``, ``pa_ci.frae``, ... still import).
 
 The codec in five lines (:mod:`pa_ci.api`)::
 
@@ -22,12 +27,15 @@ __version__ = "0.1.0"
 import sys
 import types
 
+from . import _compat  # noqa: E402
 from .errors import AudioError, DataError, PaCiError, ParameterError  # noqa: E402
+
+_compat.install()  # the module paths before the layers became subpackages (pa_ci.stoi, ...)
 
 #: Public names that live in NumPy/SciPy/Numba-heavy modules, imported on first use (PEP 562),
 #: so that ``import pa_ci`` and ``pa-ci --help`` start in a fraction of a second.
-_LAZY = {"ace": "ace", "AceParams": "ace", "vocode": "vocoder", "stoi": "stoi", "vstoi": "stoi",
-         "Reference": "stoi",
+_LAZY = {"ace": "chain.ace", "AceParams": "chain.ace", "vocode": "chain.vocoder",
+         "stoi": "chain.stoi", "vstoi": "chain.vstoi", "Reference": "chain.stoi",
          "load": "api", "dataset": "api", "prune_model": "api", "evaluate": "api",
          "export_model": "api"}
 

@@ -10,9 +10,9 @@
     pa_ci.export_model(pruned, "decoder.pacx")              # the sparse file for firmware
 
 Each function is one call into the modules that do the work (:mod:`pa_ci.codec`,
-:mod:`pa_ci.data`, :mod:`pa_ci.protocol`, :mod:`pa_ci.export`), with the paper's defaults; the
+:mod:`pa_ci.data`, :mod:`pa_ci.experiment.protocol`, :mod:`pa_ci.codec.export`), with the paper's defaults; the
 command line (``pa-ci eval``, ``prune``, ``export``) calls the same code. (``export_model``,
-not ``export``: ``pa_ci.export`` is the module of the file format.) ``import pa_ci`` stays
+not ``export``: ``pa_ci.codec.export`` is the module of the file format.) ``import pa_ci`` stays
 light: this module and what it imports load on first use of one of these names.
 """
 from __future__ import annotations
@@ -22,10 +22,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from .codec import Codec, evaluate as _evaluate, load_codec
-from .data import Dataset, build_dataset, default_config, open_dataset
+from .codec.coder import Codec, load_codec
+from .data.dataset import Dataset, build_dataset, default_config, open_dataset
 from .errors import ParameterError
-from .params import load_model, model_hash
+from .codec.model_file import load_model, model_hash
+from .train.evaluate import evaluate as _evaluate
 
 __all__ = ["load", "dataset", "prune_model", "evaluate", "export_model"]
 
@@ -69,19 +70,19 @@ def prune_model(codec: Codec | PathLike | None = None, rate: float = 0.55, scope
     lambda), magnitude pruning of ``rate`` of the ``scope``'s matrix weights, ``finetune_iters``
     fine-tuning iterations with the mask fixed; ``method="magnitude"``: prune, then
     ``finetune_iters`` fine-tuning iterations. The counts are exactly what runs; the defaults are
-    the paper's (1000 + 7000 for pa, 8000 for magnitude: :func:`pa_ci.protocol.protocol_spec`),
+    the paper's (1000 + 7000 for pa, 8000 for magnitude: :func:`pa_ci.experiment.protocol.protocol_spec`),
     about 1.8 h per run on all 100 train items, so pass smaller counts and ``batch_size`` for a
     quick look. SPSA trains on ``dataset``'s train split and the figures are scored on its test
     split (``dataset``: a :class:`~pa_ci.data.Dataset`, a folder, or None for the default).
 
     ``run_dir``: where the run folder goes (resumable with ``resume``; see
-    :mod:`pa_ci.protocol`); None runs in a temporary folder that is removed, the returned codec
+    :mod:`pa_ci.experiment.protocol`); None runs in a temporary folder that is removed, the returned codec
     then lives in memory. Its ``model.meta["protocol"]`` holds the figures (``vstoi_before``,
     ``vstoi_pa``, ``vstoi_pruned``, ``vstoi_finetuned``, ``finetune_total``, non-zero weights
-    per part) and ``model.mask`` the kept weights. ``gains``: a :class:`pa_ci.spsa.Gains`
-    (default: the paper's); ``progress(stage)``: as :func:`pa_ci.protocol.run_protocol`.
+    per part) and ``model.mask`` the kept weights. ``gains``: a :class:`pa_ci.train.spsa.Gains`
+    (default: the paper's); ``progress(stage)``: as :func:`pa_ci.experiment.protocol.run_protocol`.
     """
-    from .protocol import protocol_spec, run_protocol
+    from .experiment.protocol import protocol_spec, run_protocol
     source = load(codec)
     data = _dataset(dataset)
     spec = protocol_spec(rate, scope, method, pa_iters=pa_iters, finetune_iters=finetune_iters,
@@ -111,11 +112,11 @@ def evaluate(codec: Codec | PathLike | None = None, dataset: Dataset | PathLike 
 def export_model(codec: Codec | PathLike | None, path: PathLike, *, part: str = "decoder",
            values: str = "float32") -> Any:
     """Write ``part`` of ``codec`` (``decoder``: codebook + decoder, what a CI receiver needs;
-    ``encoder``; ``whole``) as the sparse export file ``path`` (:mod:`pa_ci.export`; ``values``:
+    ``encoder``; ``whole``) as the sparse export file ``path`` (:mod:`pa_ci.codec.export`; ``values``:
     float32, float16, int8, int8-row, int16-row) and return its
-    :class:`~pa_ci.export.ExportInfo` (``n_bytes``, ``nonzero_weights``, ``max_abs_error``...).
-    ``pa_ci.export.read_export(path)`` reads it back."""
-    from .export import write_export
+    :class:`~pa_ci.codec.export.ExportInfo` (``n_bytes``, ``nonzero_weights``, ``max_abs_error``...).
+    ``pa_ci.codec.export.read_export(path)`` reads it back."""
+    from .codec.export import write_export
     codec = load(codec)
     return write_export(path, codec.theta, codec.config, part=part, values=values,
                         model_hash=codec.hash)

@@ -161,7 +161,7 @@ def cli() -> None:
 
 
 def _ace_params(preset: str):
-    from .ace import AceParams
+    from .chain.ace import AceParams
     return AceParams.preset(preset)
 
 
@@ -187,7 +187,7 @@ def vstoi_command(clean: Path, noisy: Path | None, extended: bool, preset: str, 
     VSTOI = STOI(clean speech, sine-vocoded ACE pattern), both at 16 kHz. With --noisy, the
     acoustic STOI of the mixture itself is printed too.
     """
-    from .chain import vstoi_of_files
+    from .chain.files import vstoi_of_files
     result = vstoi_of_files(clean, noisy, _ace_params(preset), extended=extended)
     name = "VESTOI" if extended else "VSTOI"
     text = (f"{name} {result['vstoi']:.4f}  ({result['coded_file']} vs {result['clean_file']}, "
@@ -207,7 +207,7 @@ def vstoi_command(clean: Path, noisy: Path | None, extended: bool, preset: str, 
 @_json_option
 def vocode_command(source: Path, output: Path, plot: Path | None, preset: str, as_json: bool) -> None:
     """Code SOURCE with ACE and write the sine-vocoded pattern to OUTPUT (what a CI user gets)."""
-    from .chain import vocode_file
+    from .chain.files import vocode_file
     result = vocode_file(source, output, _ace_params(preset), plot=plot)
     text = f"wrote {result['output']} ({result['seconds']:.2f} s at {result['fs']} Hz, {result['frames']} frames)"
     if plot is not None:
@@ -251,7 +251,7 @@ def dataset_build_command(speech: Path | None, noise: Path | None, output: Path 
     per split. Pass the printed folder to --dataset of train, eval, prune, sensitivity, sweep."""
     import dataclasses
 
-    from .data import build_dataset, default_config
+    from .data.dataset import build_dataset, default_config
     config = default_config(tiny=tiny)
     changes = {name: value for name, value in (
         ("speech_dir", speech), ("noise_dir", noise), ("seed", seed), ("n_train", n_train),
@@ -292,9 +292,9 @@ def _dataset(tiny: bool, dataset_dir: Path | None = None):
     rebuilt; pa_ci.data.find_dataset) or the default on the bundled data (built once, cached)."""
     _check_data_options(tiny, dataset_dir)
     if dataset_dir is not None:
-        from .data import open_dataset
+        from .data.dataset import open_dataset
         return open_dataset(dataset_dir)
-    from .data import build_dataset, default_config
+    from .data.dataset import build_dataset, default_config
     return build_dataset(default_config(tiny=tiny), progress=Progress("dataset"))
 
 
@@ -336,13 +336,13 @@ def _gains_options(f):
 
 
 def _gains(gain_a: float, gain_A: float, gain_c: float, alpha: float, gamma: float):
-    from .spsa import Gains
+    from .train.spsa import Gains
     return Gains(a=gain_a, A=gain_A, c=gain_c, alpha=alpha, gamma=gamma)
 
 
 def _load_model_arg(model: Path | None):
     """The model file MODEL names (a file or run folder; None: the shipped model)."""
-    from .codec import load_codec
+    from .codec.coder import load_codec
     return load_codec(model).model
 
 
@@ -394,9 +394,9 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
     mask of a pruned MODEL is kept, so its pruned weights stay zero).
     Progress (iteration, VSTOI, ETA) goes to stderr; Ctrl-C checkpoints, --resume continues.
     """
-    from .codec import load_codec
-    from .frae import FraeConfig
-    from .training import TrainOptions, train
+    from .codec.coder import load_codec
+    from .codec.frae import FraeConfig
+    from .train.training import TrainOptions, train
 
     _check_data_options(tiny, dataset_dir)
     config = FraeConfig(enc_hidden=enc_hidden, dec_hidden=dec_hidden, latent_dim=latent_dim,
@@ -447,10 +447,10 @@ def eval_command(model: Path | None, split: str, export_file: Path | None,
     reference VSTOI, with the bit rate and the index entropy.
 
     MODEL may be a whole-model export (pa-ci export --part whole); with --export, the export's
-    VSTOI is shown next to the float64 model's (pa_ci.codec.evaluate_export).
+    VSTOI is shown next to the float64 model's (pa_ci.codec.coder.evaluate_export).
     Says which dataset it scored on and, when MODEL records one, the dataset it was trained on."""
-    from .codec import (_is_export, dataset_figures, evaluate, evaluate_export, load_codec,
-                        load_export_for)
+    from .codec.coder import _is_export, load_codec
+    from .train.evaluate import dataset_figures, evaluate, evaluate_export, load_export_for
     _check_data_options(tiny, dataset_dir)
     if _is_export(model) and export_file is None:
         export_file, codec = model, None
@@ -502,7 +502,7 @@ def _trained_on_text(r: dict[str, Any]) -> str:
 @_json_option
 def encode_command(source: Path, output: Path, model: Path | None, as_json: bool) -> None:
     """Code SOURCE audio: ACE pattern -> FRAE indices, packed at 6 bits per frame."""
-    from .codec import encode_file
+    from .codec.coder import encode_file
     r = encode_file(source, output, model)
     text = (f"wrote {r['output']}: {r['frames']} frames, {r['bytes']} bytes, "
             f"{r['bitrate_bps']:.0f} bit/s nominal, {r['measured_bitrate_bps']:.0f} bit/s measured, "
@@ -520,7 +520,7 @@ def decode_command(source: Path, output: Path, model: Path | None, as_json: bool
     """Decode a stream written by `pa-ci encode` into a pattern (.npz) or its vocoded audio (.wav).
 
     --model may also be a sparse decoder export (`pa-ci export`), as a receiver would hold."""
-    from .codec import decode_file
+    from .codec.coder import decode_file
     r = decode_file(source, output, model)
     text = f"wrote {r['output']}: {r['frames']} frames ({r['seconds']:.2f} s)"
     _emit(as_json, r, text)
@@ -588,10 +588,10 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     --schedule FILE.yaml: Distiller's compression-schedule format (SensitivityPruner,
     SparsityLevelParameterPruner, AutomatedGradualPruner, MagnitudeParameterPruner; policies with
     starting_epoch / ending_epoch (exclusive) / frequency, or epochs: [...]), where an epoch is
-    --epoch-iters SPSA iterations. See `pydoc pa_ci.schedule`.
+    --epoch-iters SPSA iterations. See `pydoc pa_ci.prune.schedule`.
     """
-    from .export import MEMORY_BUDGET_BYTES
-    from .protocol import PAPER_BASELINE_ITERS, protocol_spec, run_protocol
+    from .codec.export import MEMORY_BUDGET_BYTES
+    from .experiment.protocol import PAPER_BASELINE_ITERS, protocol_spec, run_protocol
     _check_data_options(tiny, dataset_dir)
     gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
     if schedule is not None:
@@ -642,9 +642,9 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
 
 def _with_export(r: dict, output: Path, source: Any, part: str) -> dict:
     """Write OUTPUT/<part>.pacx from the run's model.npz; the figures plus where and how big."""
-    from .export import MEMORY_BUDGET_BYTES, write_export
-    from .frae import FraeConfig
-    from .params import load_model
+    from .codec.export import MEMORY_BUDGET_BYTES, write_export
+    from .codec.frae import FraeConfig
+    from .codec.model_file import load_model
     final = load_model(output / "model.npz")     # a resumed, finished run has only the file
     info = write_export(output / f"{part}.pacx", final.theta, FraeConfig.from_dict(source.config),
                         part=part, model_hash=final.hash)
@@ -658,7 +658,8 @@ def _prune_schedule(model: Path | None, schedule_file: Path, output: Path, epoch
                     gains: Any, resume: bool, tiny: bool, dataset_dir: Path | None,
                     as_json: bool) -> None:
     """`pa-ci prune --schedule`: check the schedule against the model, then run it."""
-    from .schedule import load_schedule, run_schedule
+    from .prune.schedule import load_schedule
+    from .prune.schedule_run import run_schedule
     source = _load_model_arg(model)
     schedule = load_schedule(schedule_file, source.layout)   # refused before any data is built
     for w in schedule.warnings:
@@ -754,10 +755,10 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
     per-tensor SensitivityPruner multipliers s whose threshold s x std prunes the proposed level
     on this model (Distiller's format, for `pa-ci prune --schedule`).
     """
-    from . import sensitivity as sens
+    from .prune import sensitivity as sens
     from ._files import write_text_atomic
-    from .frae import FraeConfig
-    from .objective import VstoiObjective
+    from .codec.frae import FraeConfig
+    from .train.objective import VstoiObjective
     out_dir = output
     _check_data_options(tiny, dataset_dir)
     if target_sparsity is not None and \
@@ -839,7 +840,7 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
 def report_command(model: Path | None, as_json: bool) -> None:
     """Per-tensor sparsity table of MODEL (default: the shipped model): shape, nnz, sparsity,
     std and mean |w|, with totals per part."""
-    from .prune import sparsity_table
+    from .prune.magnitude import sparsity_table
     m = _load_model_arg(model)
     rows = sparsity_table(m.theta, m.layout)
     parts = {}
@@ -878,7 +879,7 @@ def report_command(model: Path | None, as_json: bool) -> None:
               help="Value type of the stored parameters (int8: one scale per tensor; -row: one "
                    "scale per weight row).")
 @click.option("--format", "fmt", type=click.Choice(["pacx", "c"]), default="pacx", show_default=True,
-              help="pacx: the sparse file; c: OUTPUT/NAME.h + OUTPUT/NAME.c (C99, pa_ci.firmware).")
+              help="pacx: the sparse file; c: OUTPUT/NAME.h + OUTPUT/NAME.c (C99, pa_ci.codec.firmware).")
 @click.option("--name", default="frae", show_default=True, help="C name prefix (--format c).")
 @click.option("--check", is_flag=True,
               help="Also score the export on the test split against the float64 model.")
@@ -888,11 +889,11 @@ def report_command(model: Path | None, as_json: bool) -> None:
 def export_command(model: Path | None, output: Path, part: str, values: str, fmt: str, name: str,
                    check: bool, dataset_dir: Path | None, tiny: bool, as_json: bool) -> None:
     """Write one part of MODEL (default: the shipped model) as a compact sparse file for
-    firmware (format: pa_ci.export): matrix weights as bitmap or index list + non-zero values,
+    firmware (format: pa_ci.codec.export): matrix weights as bitmap or index list + non-zero values,
     biases and codebook dense. Prints its size against the 32 kB smallest hearing-aid memory.
     With --format c, the same weights as a self-contained C99 decoder / encoder."""
-    from .codec import load_codec
-    from .export import MEMORY_BUDGET_BYTES, export_bytes, from_bytes, write_export
+    from .codec.coder import load_codec
+    from .codec.export import MEMORY_BUDGET_BYTES, export_bytes, from_bytes, write_export
     _check_data_options(tiny, dataset_dir)
     if dataset_dir is not None and not check:
         raise click.UsageError("--dataset needs --check (only the check scores on data)")
@@ -900,7 +901,7 @@ def export_command(model: Path | None, output: Path, part: str, values: str, fmt
     m = codec.model
     dataset = _dataset(tiny, dataset_dir) if check else None   # a bad folder fails before writing
     if fmt == "c":
-        from .firmware import write_c
+        from .codec.firmware import write_c
         files = write_c(output, m.theta, codec.config, part=part, values=values, name=name,
                         model_hash=m.hash)
         d = {**files.to_dict(), "model": str(m.path), "model_hash": m.hash, "format": "c"}
@@ -923,8 +924,8 @@ def export_command(model: Path | None, output: Path, part: str, values: str, fmt
                 f"{info.n_dense} biases + codebook entries; max |error| {info.max_abs_error:.3g}")
         exported = None
     if check:
-        from .codec import evaluate_export
-        from .export import read_export
+        from .train.evaluate import evaluate_export
+        from .codec.export import read_export
         exported = exported if exported is not None else read_export(output)
         r = evaluate_export(exported, dataset.split("test"), codec, name=str(output))
         d["check"] = {k: r[k] for k in ("vstoi", "vstoi_float64", "vstoi_loss",
@@ -1008,9 +1009,9 @@ def sweep_command(model: Path | None, rates: str, scopes: tuple, methods: tuple,
     theirs differs from this machine's)."""
     import dataclasses
 
-    from .codec import SHIPPED_MODEL
-    from .protocol import JobContext
-    from .sweep import parse_rates, plan_runs, plot_sweep, run_sweep, summary_table
+    from .codec.coder import SHIPPED_MODEL
+    from .experiment.protocol import JobContext
+    from .experiment.sweep import parse_rates, plan_runs, plot_sweep, run_sweep, summary_table
     out = output
     _check_data_options(tiny, dataset_dir)
     specs = plan_runs(parse_rates(rates), scopes, methods, gs, seeds, pa_iters, finetune_iters,
@@ -1025,7 +1026,7 @@ def sweep_command(model: Path | None, rates: str, scopes: tuple, methods: tuple,
         record = ds.record()
         data = {"dataset_path": record["path"]}
     else:                                    # Dask workers build the default in their caches
-        from .data import default_config, planned_record
+        from .data.dataset import default_config, planned_record
         record = planned_record(default_config(tiny=tiny))
         data = {}
     counts = {"n_train": record["n_train"], "n_test": record["n_test"]}

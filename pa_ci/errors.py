@@ -47,3 +47,21 @@ class OutputError(PaCiError, OSError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class YamlError(PaCiError, ValueError):
+    """The text is not in pa-ci's YAML subset; ``str(e)`` is ``"{path}:{line}: {reason}"``."""
+
+    def __init__(self, reason: str, line: int | None = None, path: str | None = None) -> None:
+        super().__init__(reason, line, path)
+        self.reason, self.line, self.path = reason, line, path
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"{self.path}:{self.line}: {self.reason}" if self.line is not None \
+                else f"{self.path}: {self.reason}"
+        return f"line {self.line}: {self.reason}" if self.line is not None else self.reason
+
+
+class ScheduleError(PaCiError, ValueError):
+    """A compression schedule cannot be used; the message names the file and line."""

@@ -43,26 +43,12 @@ import os
 import re
 from typing import Any, Iterable
 
-from .errors import PaCiError
+from .errors import PaCiError, YamlError  # noqa: F401 - YamlError: raised here, defined in errors
 
 __all__ = ["YamlError", "YamlMap", "YamlList", "loads", "load_file", "line_of", "MAX_DEPTH"]
 
 #: Deepest nesting of collections accepted (protects the recursive parser).
 MAX_DEPTH = 64
-
-
-class YamlError(PaCiError, ValueError):
-    """The text is not in pa-ci's YAML subset; ``str(e)`` is ``"{path}:{line}: {reason}"``."""
-
-    def __init__(self, reason: str, line: int | None = None, path: str | None = None) -> None:
-        super().__init__(reason, line, path)
-        self.reason, self.line, self.path = reason, line, path
-
-    def __str__(self) -> str:
-        if self.path is not None:
-            return f"{self.path}:{self.line}: {self.reason}" if self.line is not None \
-                else f"{self.path}: {self.reason}"
-        return f"line {self.line}: {self.reason}" if self.line is not None else self.reason
 
 
 class YamlMap(dict):

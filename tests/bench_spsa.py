@@ -46,12 +46,13 @@ import numpy as np  # noqa: E402
 from pystoi import stoi as pystoi_stoi  # noqa: E402
 
 from bench_vstoi import FS, plain_envelopes, plain_vocoder  # noqa: E402
-from pa_ci.codec import load_codec  # noqa: E402
-from pa_ci.data import build_dataset, default_config  # noqa: E402
-from pa_ci.frae import FraeConfig, forward_many, frae_layout  # noqa: E402
-from pa_ci.objective import VstoiObjective  # noqa: E402
-from pa_ci.prune import PruningAwareObjective, eligible_mask  # noqa: E402
-from pa_ci.spsa import Gains, Spsa  # noqa: E402
+from pa_ci.codec.coder import load_codec  # noqa: E402
+from pa_ci.data.dataset import build_dataset, default_config  # noqa: E402
+from pa_ci.codec.frae import FraeConfig, forward_many, frae_layout  # noqa: E402
+from pa_ci.train.objective import VstoiObjective  # noqa: E402
+from pa_ci.prune.magnitude import eligible_mask  # noqa: E402
+from pa_ci.prune.pruning_aware import PruningAwareObjective  # noqa: E402
+from pa_ci.train.spsa import Gains, Spsa  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -21,11 +21,14 @@ import numba
 import numpy as np
 from pystoi import stoi as pystoi_stoi
 
-from pa_ci.ace import default_params
-from pa_ci.data import build_dataset, default_config
-from pa_ci.vocoder import envelopes
+from pa_ci.chain.ace import default_params
+from pa_ci.data.dataset import build_dataset, default_config
+from pa_ci.chain.vocoder import envelopes
 
-S = importlib.import_module("pa_ci.stoi")
+S = importlib.import_module("pa_ci.chain.stoi")
+V = importlib.import_module("pa_ci.chain.vstoi")
+F = importlib.import_module("pa_ci.chain._fft")
+R = importlib.import_module("pa_ci.chain._resample")
 P = default_params()
 FS, HOP, FREQS = int(P.fs), P.hop, np.asarray(P.centre_frequencies)
 
@@ -65,19 +68,19 @@ def profile_stages(refs, Es) -> dict[str, float]:
     """Single-thread time of each stage of our path, summed over the items (seconds)."""
     tot = dict(vocoder=0.0, resampler=0.0, stft_frames=0.0, fft_bands=0.0, stoi_core=0.0)
     for ref, E in zip(refs, Es):
-        runs10, runs16 = ref._needed_runs()
-        G, down, half = ref._resampler()
-        st, ct, cs = S._carrier_tables(FREQS, HOP, FS, E.shape[0])
+        runs10, runs16 = ref.needed_runs()
+        G, down, half = R._polyphase(ref.fs, S.FS)
+        st, ct, cs = V._carrier_tables(FREQS, HOP, FS, E.shape[0])
         pad = G.shape[1] + 1
         y16p, y10 = np.empty(ref.length + 2 * pad), np.empty(ref.length10)
         frames, yb = np.empty((ref.n_frames, S.N_FRAME)), np.empty((S.NUMBAND, ref.n_frames))
         steps = [
-            ("vocoder", lambda: S._vocode_runs(E, st, ct, cs, HOP, ref.length, runs16, pad, y16p)),
-            ("resampler", lambda: S._resample_runs(y16p, pad, G, down, half, runs10, y10)),
+            ("vocoder", lambda: V._vocode_runs(E, st, ct, cs, HOP, ref.length, runs16, pad, y16p)),
+            ("resampler", lambda: R._resample_runs(y16p, pad, G, down, half, runs10, y10)),
             ("stft_frames", lambda: S._stft_frames(y10, ref.kept_starts, S.WINDOW, frames)),
-            ("fft_bands", lambda: S._frames_band_envelopes(frames, S.BAND_LO, S.BAND_HI,
+            ("fft_bands", lambda: F._frames_band_envelopes(frames, S.BAND_LO, S.BAND_HI,
                                                            S._FFT_REV, S._FFT_TW, yb)),
-            ("stoi_core", lambda: S._stoi_core(ref.x_bands, yb, *ref._x_stats, S.N_SEGMENT,
+            ("stoi_core", lambda: S._stoi_core(ref.x_bands, yb, *ref.x_stats, S.N_SEGMENT,
                                                S.CLIP_FACTOR)),
         ]
         for name, f in steps:
@@ -123,7 +126,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     refs = [S.Reference(x, FS) for x in cleans]
-    rset = S.ReferenceSet(refs)
+    rset = V.ReferenceSet(refs)
     t_precompute = time.perf_counter() - t0
 
     def ours() -> float:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import speechlike
-A = importlib.import_module("pa_ci.ace")
+A = importlib.import_module("pa_ci.chain.ace")
 from pa_ci.errors import AudioError, ParameterError
+from naive.chain import agc_twin, maxima_twin
 
 FS = 16000
 DEFAULT = A.AceParams()
@@ -20,29 +21,6 @@ RAW = A.AceParams(agc=False, calibration_db_spl=None)
 #: Band centres at 16 kHz from the research note's §1.4 table.
 CENTRES_HZ = [250, 375, 500, 625, 750, 875, 1000, 1125, 1250, 1437.5, 1687.5, 1937.5, 2187.5,
               2500, 2875, 3312.5, 3812.5, 4375, 5000, 5687.5, 6500, 7437.5]
-
-
-# --------------------------------------------------------------------------- plain twins
-def agc_twin(x, fs, knee):
-    """FE AGC written out sample by sample from research §1.2 b."""
-    release = 10.0 ** (-25.0 / (20.0 * 0.075 * fs))
-    attack = 3.912 / (0.005 * fs)
-    env, gain, out = 0.0, 1.0, []
-    for sample in x:
-        env = max(abs(sample), env * release)
-        raw = 1.0 if env < knee else knee / env
-        gain = attack * raw + (1.0 - attack) * gain
-        out.append(sample * gain)
-    return np.array(out)
-
-
-def maxima_twin(env, n):
-    """Stable ascending argsort per frame; the first M - n channels are rejected (§1.7)."""
-    keep = np.ones(env.shape, dtype=bool)
-    for k, row in enumerate(env):
-        order = np.argsort(row, kind="stable")
-        keep[k, order[: row.size - n]] = False
-    return keep
 
 
 def tone(freq, amplitude, n, phase=0.7):

@@ -1,4 +1,4 @@
-"""pa_ci.audio: reading, checks, resampling, calibration, atomic writing."""
+"""pa_ci.chain.audio: reading, checks, resampling, calibration, atomic writing."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pa_ci import audio
+from pa_ci.chain import audio
 from pa_ci.errors import AudioError
 
 

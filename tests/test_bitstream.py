@@ -1,4 +1,4 @@
-"""pa_ci.bitstream: packing against a bit-string oracle, the header layout, every way to fail."""
+"""pa_ci.codec.bitstream: packing against a bit-string oracle, the header layout, every way to fail."""
 from __future__ import annotations
 
 import math
@@ -12,23 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pa_ci import bitstream as bs
+from pa_ci.codec import bitstream as bs
 from pa_ci.errors import BitstreamError, PaCiError, ParameterError
+from naive.codec import oracle_pack, oracle_unpack
 
 HASH = "0123456789abcdef"
 OTHER = "fedcba9876543210"
-
-
-def _oracle_pack(indices, n_bits: int) -> bytes:
-    """Obvious twin of pack_indices: join format(i, '0nb') strings, pad with '0', cut into bytes."""
-    s = "".join(format(int(i), f"0{n_bits}b") for i in indices)
-    s += "0" * (-len(s) % 8)
-    return bytes(int(s[k:k + 8], 2) for k in range(0, len(s), 8))
-
-
-def _oracle_unpack(data: bytes, n_frames: int, n_bits: int) -> list[int]:
-    s = "".join(format(b, "08b") for b in data)
-    return [int(s[k * n_bits:(k + 1) * n_bits], 2) for k in range(n_frames)]
 
 
 def _stream(n_frames: int = 25, n_bits: int = 6, seed: int = 0, hop: int = 18,
@@ -49,11 +38,11 @@ def _stream(n_frames: int = 25, n_bits: int = 6, seed: int = 0, hop: int = 18,
 def test_pack_matches_bit_string_oracle_and_round_trips(case):
     n_bits, values = case
     packed = bs.pack_indices(np.array(values, dtype=np.int64), n_bits)
-    assert packed == _oracle_pack(values, n_bits)
+    assert packed == oracle_pack(values, n_bits)
     assert len(packed) == math.ceil(len(values) * n_bits / 8)
     back = bs.unpack_indices(packed, len(values), n_bits)
     assert back.dtype == np.int64 and back.tolist() == values
-    assert _oracle_unpack(packed, len(values), n_bits) == values
+    assert oracle_unpack(packed, len(values), n_bits) == values
 
 
 def test_pack_known_bytes():
@@ -67,7 +56,7 @@ def test_pack_known_bytes():
 
 def test_pack_accepts_any_integer_dtype():
     for dt in (np.uint8, np.int16, np.uint32, np.int64, np.uint64):
-        assert bs.pack_indices(np.array([5, 63, 0], dtype=dt), 6) == _oracle_pack([5, 63, 0], 6)
+        assert bs.pack_indices(np.array([5, 63, 0], dtype=dt), 6) == oracle_pack([5, 63, 0], 6)
 
 
 @pytest.mark.parametrize("indices, n_bits", [
@@ -113,7 +102,7 @@ def test_stream_properties_and_validation():
         with pytest.raises(ParameterError, match=field):
             bs.Stream(**kw)
     # the frame count is the ACE front end's
-    from pa_ci.ace import n_frames as ace_n_frames
+    from pa_ci.chain.ace import n_frames as ace_n_frames
     for n in (0, 1, 17, 18, 19, 16000):
         assert bs._n_frames(n, 18) == ace_n_frames(n, 18)
 
@@ -143,7 +132,7 @@ def test_header_layout_is_as_documented():
     assert data[8:16] == bytes.fromhex(HASH)
     assert struct.unpack_from("<IHIQ", data, 16) == (16000, 18, 7, s.n_samples)
     payload = data[42:]
-    assert payload == _oracle_pack(s.indices, 6)
+    assert payload == oracle_pack(s.indices, 6)
     assert struct.unpack_from("<I", data, 34) == (zlib.crc32(payload),)
     assert struct.unpack_from("<I", data, 38) == (zlib.crc32(data[:38]),)
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pa_ci.ace import ace, default_params
-from pa_ci.audio import read_audio
-from pa_ci.bitstream import HEADER_SIZE, read_stream
-from pa_ci.codec import SHIPPED_MODEL, load_codec
-from pa_ci.frae import FraeConfig, forward, init_params
-from pa_ci.params import save_model
-from pa_ci.frae import frae_layout
+from pa_ci.chain.ace import ace, default_params
+from pa_ci.chain.audio import read_audio
+from pa_ci.codec.bitstream import HEADER_SIZE, read_stream
+from pa_ci.codec.coder import SHIPPED_MODEL, load_codec
+from pa_ci.codec.frae import FraeConfig, forward, init_params
+from pa_ci.codec.model_file import save_model
+from pa_ci.codec.frae import frae_layout
 
 P = default_params()
 

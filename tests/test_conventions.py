@@ -17,8 +17,8 @@ import pytest
 from pa_ci import cli as cli_module
 from pa_ci.cli import cli, strict_json
 from pa_ci.errors import PaCiError, ParameterError
-from pa_ci.protocol import (PAPER_BASELINE_ITERS, RunSpec, protocol_spec, run_protocol)
-from pa_ci.sweep import plan_runs
+from pa_ci.experiment.protocol import (PAPER_BASELINE_ITERS, RunSpec, protocol_spec, run_protocol)
+from pa_ci.experiment.sweep import plan_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pa_ci"
@@ -61,15 +61,20 @@ def test_help_names_no_file_that_is_not_shipped():
         for doc in re.findall(r"[\w./-]+\.(?:md|rst|txt|py)\b", flat):
             assert (PACKAGE / doc).exists() or (PACKAGE / Path(doc).name).exists(), \
                 f"`pa-ci {name} --help` names {doc}, which is not in the package"
-        for module in re.findall(r"\bpa_ci\.(\w+)", flat):
-            if module in ("iterations_per_epoch", "epochs"):   # keys of a schedule file
+        for dotted in re.findall(r"\bpa_ci((?:\.\w+)+)", flat):
+            parts = dotted.strip(".").split(".")
+            if parts[0] in ("iterations_per_epoch", "epochs"):   # keys of a schedule file
                 continue
-            assert (PACKAGE / f"{module}.py").exists(), f"`{name} --help` names pa_ci.{module}"
+            folder = PACKAGE
+            while parts and (folder / parts[0]).is_dir():   # a subpackage: go in
+                folder = folder / parts.pop(0)
+            assert not parts or (folder / f"{parts[0]}.py").exists(), \
+                f"`{name} --help` names pa_ci{dotted}, which is no module of the package"
     assert "DECISIONS" not in " ".join(texts.values())
 
 
 def test_preset_choices_are_the_ace_presets():
-    from pa_ci.ace import PRESETS
+    from pa_ci.chain.ace import PRESETS
     option = next(p for p in cli.commands["vstoi"].params if p.name == "preset")
     assert sorted(option.type.choices) == sorted(PRESETS)
 
@@ -132,7 +137,7 @@ def test_prune_cli_runs_the_iterations_it_is_given(run_cli, monkeypatch, tmp_pat
         seen.append(spec)
         raise _Stop("stopped by the test")
 
-    monkeypatch.setattr("pa_ci.protocol.run_protocol", fake_run_protocol)
+    monkeypatch.setattr("pa_ci.experiment.protocol.run_protocol", fake_run_protocol)
     r = run_cli("prune", "--tiny", "--rate", "0.5", "-o", tmp_path / "run", *argv)
     assert r.code == 1 and "stopped by the test" in r.err
     spec = seen[0]
@@ -153,8 +158,8 @@ def test_magnitude_finetune_iters_zero_fine_tunes_nothing(run_cli, tmp_path):
 def test_a_baseline_run_recorded_the_old_way_resumes(run_cli, tmp_path):
     """A magnitude run folder of pa-ci 0.1 recorded (pa_iters, finetune_iters) = (1, 1) for 2
     fine-tuning iterations; `--finetune-iters 2` is the same run and resumes it."""
-    from pa_ci.codec import load_codec
-    from pa_ci.data import build_dataset, default_config
+    from pa_ci.codec.coder import load_codec
+    from pa_ci.data.dataset import build_dataset, default_config
     ds = build_dataset(default_config(tiny=True))
     run = tmp_path / "old"
     old = run_protocol(load_codec().model, RunSpec(0.5, "decoder", "magnitude", pa_iters=1,
@@ -194,7 +199,7 @@ def test_sweep_cli_passes_the_baseline_iterations(run_cli, monkeypatch, tmp_path
         seen.extend(specs)
         raise _Stop("stopped by the test")
 
-    monkeypatch.setattr("pa_ci.sweep.run_sweep", fake_run_sweep)
+    monkeypatch.setattr("pa_ci.experiment.sweep.run_sweep", fake_run_sweep)
     argv = ["sweep", "--tiny", "--rates", "0.5", "--scopes", "decoder", "--pa-iters", "2",
             "--finetune-iters", "3", "-o", tmp_path / "sw"]
     assert run_cli(*argv, "--baseline-iters", "0").code == 1
@@ -245,7 +250,7 @@ def test_json_output_of_a_command_is_strict(run_cli, monkeypatch, arctic_file):
         return {"vstoi": math.nan, "stoi_input": math.inf, "measure": "STOI", "frames": 0,
                 "seconds": 0.0, "clean_file": str(clean), "coded_file": str(clean)}
 
-    monkeypatch.setattr("pa_ci.chain.vstoi_of_files", nan_result)
+    monkeypatch.setattr("pa_ci.chain.files.vstoi_of_files", nan_result)
     r = run_cli("vstoi", arctic_file, "--json")
     assert r.code == 0, r.err
     d = _strict_load(r.out)
@@ -260,7 +265,7 @@ def test_python_dash_m_and_a_light_import():
     code = ("import sys, pa_ci; heavy = [m for m in ('numpy', 'numba', 'scipy', 'pa_ci.api') "
             "if m in sys.modules]; assert not heavy, heavy; "
             "assert callable(pa_ci.load) and callable(pa_ci.export_model); "
-            "from pa_ci import export; assert export.__name__ == 'pa_ci.export'; "
+            "from pa_ci import export; assert export.__name__ == 'pa_ci.codec.export'; "
             "assert all(hasattr(pa_ci, n) for n in pa_ci.__all__)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        timeout=120)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -14,12 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import importlib
-from pa_ci import data
+from pa_ci.data import cache as data_cache
+from pa_ci.data import mixing as data_mixing
+from pa_ci.data import plan as data_plan
 
-ACE = importlib.import_module("pa_ci.ace")
-from pa_ci.data import (DatasetConfig, build_dataset, dataset_key, dataset_noises, default_config,
-                        load_dataset, load_speech, make_mixture, noise_segment, scan_speech,
-                        snr_db, speaker_of)
+ACE = importlib.import_module("pa_ci.chain.ace")
+from pa_ci.data.cache import dataset_key
+from pa_ci.data.dataset import DatasetConfig, build_dataset, default_config, load_dataset
+from pa_ci.data.mixing import dataset_noises, load_speech, make_mixture, noise_segment, snr_db
+from pa_ci.data.speakers import scan_speech, speaker_of
 from pa_ci.errors import DataError, ParameterError
 
 FS = 16000
@@ -123,9 +127,9 @@ def test_scan_is_case_insensitive_and_recursive(tmp_path):
 # --------------------------------------------------------------------------- plan / split
 def test_plan_is_deterministic_and_speaker_disjoint():
     config = default_config()
-    utts, _, names = data._inputs(config)
-    p0 = data._plan(config, utts, names)
-    assert data._plan(config, utts, names) == p0
+    utts, _, names = data_plan._inputs(config)
+    p0 = data_plan._plan(config, utts, names)
+    assert data_plan._plan(config, utts, names) == p0
     assert len(p0.train) == 100
     assert len(p0.train_speakers) == len(p0.test_speakers) == 6
     assert not set(p0.train_speakers) & set(p0.test_speakers)
@@ -136,18 +140,18 @@ def test_plan_is_deterministic_and_speaker_disjoint():
     lo, hi = config.snr_range_db
     assert all(lo <= c.snr_db <= hi for c in p0.train + p0.test)
     assert {c.noise for c in p0.train + p0.test} == set(names)
-    p1 = data._plan(DatasetConfig(seed=1), utts, names)
+    p1 = data_plan._plan(DatasetConfig(seed=1), utts, names)
     assert p1 != p0
     for seed in range(30):   # the bundled data always supplies 100 train items
-        p = data._plan(DatasetConfig(seed=seed), utts, names)
+        p = data_plan._plan(DatasetConfig(seed=seed), utts, names)
         assert len(p.train) == 100 and not set(p.train_speakers) & set(p.test_speakers)
 
 
 def test_n_test_takes_a_seeded_subset():
     config = DatasetConfig(n_test=10)
-    utts, _, names = data._inputs(config)
-    p = data._plan(config, utts, names)
-    assert len(p.test) == 10 and p == data._plan(config, utts, names)
+    utts, _, names = data_plan._inputs(config)
+    p = data_plan._plan(config, utts, names)
+    assert len(p.test) == 10 and p == data_plan._plan(config, utts, names)
 
 
 # --------------------------------------------------------------------------- mixing
@@ -222,7 +226,7 @@ def test_tiny_reference_vstoi_matches_the_chain(tiny):
     """The stored pattern is ACE of the stored mixture; the reference is pystoi of the vocoded pattern."""
     from pystoi import stoi as pystoi_stoi
 
-    from pa_ci.vocoder import vocode
+    from pa_ci.chain.vocoder import vocode
     ds, _, _ = tiny
     for it in (ds.train[0], ds.test[0]):
         pattern = ACE.ace(it.mixture.astype(np.float64), FS)
@@ -255,9 +259,9 @@ def test_rebuild_in_a_new_cache_is_identical(tiny, tmp_path):
 
 def test_env_var_sets_the_default_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PA_CI_CACHE", str(tmp_path / "c"))
-    assert data.default_cache_dir() == tmp_path / "c"
+    assert data_cache.default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("PA_CI_CACHE")
-    assert data.default_cache_dir() == Path.home() / ".cache" / "pa-ci"
+    assert data_cache.default_cache_dir() == Path.home() / ".cache" / "pa-ci"
 
 
 # --------------------------------------------------------------------------- custom folders
@@ -294,6 +298,27 @@ def test_key_follows_content_not_location(tmp_path):
     assert dataset_key(config, cache) != key
     assert dataset_key(DatasetConfig(**{**vars(config), "seed": 1}), cache) != key
     assert dataset_key(DatasetConfig(**{**vars(config), "snr_range_db": (0, 10)}), cache) != key
+
+
+def test_key_hashes_the_source_of_the_chain_and_data_modules(tmp_path, monkeypatch):
+    hashes = data_cache._chain_code_hashes()
+    package = Path(data_cache.__file__).resolve().parent.parent
+    modules = {f"{sub}/{f.name}" for sub in data_cache.CHAIN_PACKAGES for f in (package / sub).glob("*.py")}
+    assert set(hashes) == modules
+    assert {"data/dataset.py", "data/cache.py", "data/mixing.py", "data/plan.py",
+            "data/speakers.py"} <= modules and any(m.startswith("chain/") for m in modules)
+    assert all(re.fullmatch("[0-9a-f]{64}", h) for h in hashes.values())
+    config = small_config(tmp_path)
+    cache = tmp_path / "cache"
+    key = dataset_key(config, cache)
+    assert re.fullmatch("[0-9a-f]{32}", key) and dataset_key(config, cache) == key
+    # Another source of a data module (as its content hash shows it) is another dataset.
+    mixing_source = Path(data_mixing.__file__).resolve()
+    real_sha256 = data_cache._sha256_file
+    monkeypatch.setattr(data_cache, "_sha256_file",
+                        lambda path: "0" * 64 if Path(path).resolve() == mixing_source else real_sha256(path))
+    assert data_cache._chain_code_hashes()["data/mixing.py"] == "0" * 64
+    assert dataset_key(config, cache) != key
 
 
 def test_changed_file_gives_a_new_dataset(tmp_path):
@@ -407,18 +432,18 @@ def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
     assert not (cache / "datasets").exists() or not any((cache / "datasets").iterdir())
     monkeypatch.setattr(ACE, "ace", real)
 
-    real_write = data._write
+    real_write = data_cache._write
 
     def half_written(dataset, speech, folder, key_doc):
         real_write(dataset, speech, folder, key_doc)
         (folder / "manifest.json").unlink()
         raise OSError("disk full")
 
-    monkeypatch.setattr(data, "_write", half_written)
+    monkeypatch.setattr(data_cache, "_write", half_written)
     with pytest.raises(DataError, match="cannot write the dataset cache"):
         build_dataset(config, cache_dir=cache)
     assert list((cache / "datasets").iterdir()) == []                # no key folder, no temp folder
-    monkeypatch.setattr(data, "_write", real_write)
+    monkeypatch.setattr(data_cache, "_write", real_write)
     ds = build_dataset(config, cache_dir=cache)
     assert [p.name for p in (cache / "datasets").iterdir()] == [ds.key]
 

@@ -1,4 +1,4 @@
-"""pa_ci.export: round trips, the documented byte layout, quantisation bounds, decoding, sizes,
+"""pa_ci.codec.export: round trips, the documented byte layout, quantisation bounds, decoding, sizes,
 and every way a file can be bad."""
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pa_ci import export as ex
-from pa_ci import frae
+from pa_ci.codec import export as ex
+from pa_ci.codec import frae
 from pa_ci.errors import ModelFileError, PaCiError, ParameterError
-from pa_ci.frae import FraeConfig, frae_layout
-from pa_ci.params import load_model
+from pa_ci.codec.frae import FraeConfig, frae_layout
+from pa_ci.codec.model_file import load_model
+from pa_ci.codec.stream import Decoder, Encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "pa_ci" / "bundled" / "models" / "frae-default.npz"
@@ -277,8 +278,8 @@ def test_all_zero_tensor_and_tiny_weights_in_int8():
 # --------------------------------------------------------------------------- decoding
 @pytest.fixture(scope="module")
 def shipped():
-    from pa_ci.ace import ace
-    from pa_ci.chain import load_audio_at
+    from pa_ci.chain.ace import ace
+    from pa_ci.chain.files import load_audio_at
     model = load_model(SHIPPED)
     cfg = FraeConfig.from_dict(model.config)
     pattern = ace(load_audio_at(ARCTIC, 16000), 16000)
@@ -298,7 +299,7 @@ def test_decoding_with_the_loaded_decoder(shipped, frac):
     # measured 1.4e-6 (unpruned) and 8e-8 (55 %) on this item, same maxima everywhere
     np.testing.assert_array_equal(out != 0, ref != 0)
     assert np.max(np.abs(out - ref)) < 1e-5
-    stream = frae.Decoder(got.theta, cfg)  # the streaming decoder agrees too
+    stream = Decoder(got.theta, cfg)  # the streaming decoder agrees too
     np.testing.assert_array_equal(np.stack([stream.step(i) for i in indices[:200]]), out[:200])
 
 
@@ -308,7 +309,7 @@ def test_encoder_part_is_enough_to_encode(shipped):
     assert not got.theta[frae_layout(cfg).mask(names=["dec.out.W", "dec.out.b"])].any()
     idx = frae.forward(got.theta, cfg, pattern[:1500]).indices
     np.testing.assert_array_equal(idx, frae.forward(f32(model.theta), cfg, pattern[:1500]).indices)
-    enc = frae.Encoder(got.theta, cfg)
+    enc = Encoder(got.theta, cfg)
     assert [enc.step(x) for x in pattern[:100]] == list(idx[:100])
 
 
@@ -456,11 +457,11 @@ def test_the_loader_needs_only_the_file(tmp_path, monkeypatch):
     cfg = FraeConfig.from_dict(model.config)
     info = ex.write_export(tmp_path / "d.pacx", model.theta, cfg, model_hash=model.hash)
     assert info.path == tmp_path / "d.pacx"
-    import pa_ci.params
+    import pa_ci.codec.model_file
 
     def forbidden(*a, **k):
         raise AssertionError("the loader must not open a model file")
-    monkeypatch.setattr(pa_ci.params, "load_model", forbidden)
+    monkeypatch.setattr(pa_ci.codec.model_file, "load_model", forbidden)
     monkeypatch.setattr(np, "load", forbidden)
     got = ex.read_export(tmp_path / "d.pacx")
     assert got.config == cfg and got.model_hash == model.hash

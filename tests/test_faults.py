@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pa_ci.params import load_model
+from pa_ci.codec.model_file import load_model
 
 ITERS = 6            # per stage
 EVERY = 3            # checkpoint grid: 3 and the stage's end (6)
@@ -208,9 +208,9 @@ def test_sweep_interrupted_resumes_bit_identically(sweep_reference, tmp_path, si
 def test_a_signal_after_the_last_check_is_not_lost(tmp_path, monkeypatch):
     """Deterministic form of a race the process tests hit: the signal lands in the window
     between the last iteration's check and the end of the deferral."""
-    from pa_ci import training
-    from pa_ci.data import build_dataset, default_config
-    from pa_ci.spsa import Gains
+    from pa_ci.train import training
+    from pa_ci.data.dataset import build_dataset, default_config
+    from pa_ci.train.spsa import Gains
 
     tiny = build_dataset(default_config(tiny=True))
     opts = training.TrainOptions(iters=2, seed=0, warm_start_steps=0, checkpoint_every=5,

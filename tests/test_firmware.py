@@ -1,4 +1,4 @@
-"""pa_ci.firmware: the generated C99 decoder / encoder compiles strictly and gives pa_ci's
+"""pa_ci.codec.firmware: the generated C99 decoder / encoder compiles strictly and gives pa_ci's
 frames and indices; pa-ci export --format c / --check and pa-ci eval --export."""
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pa_ci import export as ex
-from pa_ci import firmware as fw
-from pa_ci import frae
+from pa_ci.codec import export as ex
+from pa_ci.codec import firmware as fw
+from pa_ci.codec import frae
 from pa_ci.errors import ParameterError
-from pa_ci.frae import FraeConfig
+from pa_ci.codec.frae import FraeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCTIC = ROOT / "pa_ci" / "bundled" / "speech" / "cmu_arctic" / "cmu_arctic_us_aew_a0001.wav"
@@ -51,8 +51,8 @@ def _encode_c(exe: Path, pattern: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
     """The shipped model and a stream of the bundled utterance written by `pa-ci encode`."""
-    from pa_ci.bitstream import read_stream
-    from pa_ci.codec import encode_file, load_codec
+    from pa_ci.codec.bitstream import read_stream
+    from pa_ci.codec.coder import encode_file, load_codec
     codec = load_codec()
     path = tmp_path_factory.mktemp("stream") / "a.frae"
     encode_file(ARCTIC, path)
@@ -97,8 +97,8 @@ def test_c_float_build_and_bad_index(shipped, tmp_path):
 @needs_cc
 @pytest.mark.parametrize("values", ["float32", "int8-row"])
 def test_c_encoder_indices_match_the_python_encoder(shipped, values, tmp_path):
-    from pa_ci.ace import ace
-    from pa_ci.chain import load_audio_at
+    from pa_ci.chain.ace import ace
+    from pa_ci.chain.files import load_audio_at
     codec, _ = shipped
     x = ace(load_audio_at(ARCTIC, 16000), 16000).astype(np.float32).astype(np.float64)
     fw.write_c(tmp_path, codec.theta, codec.config, part="encoder", values=values, name="tx")
@@ -184,8 +184,8 @@ def test_cli_export_check_and_eval_export(run_cli, tmp_path):
     r = run_cli("eval", str(out), "--tiny", "--json")  # a decoder export of the shipped model:
     assert r.code == 0, r.err                            # its encoder is the shipped one
     assert json.loads(r.out)["vstoi"] == pytest.approx(chk["vstoi"])
-    from pa_ci.frae import FraeConfig, frae_layout, init_params
-    from pa_ci.params import save_model
+    from pa_ci.codec.frae import FraeConfig, frae_layout, init_params
+    from pa_ci.codec.model_file import save_model
     cfg = FraeConfig()
     other = save_model(tmp_path / "other.npz", init_params(cfg, 3), frae_layout(cfg), cfg.to_dict())
     foreign = tmp_path / "foreign.pacx"

@@ -9,67 +9,13 @@ import numpy as np
 import pytest
 
 from pa_ci.errors import ParameterError
-from pa_ci.frae import (_L, Decoder, Encoder, FraeConfig, FraeOutput, PackedPatterns, _exp_array,
-                        _units, decode, forward, forward_many, forward_maxima, frae_layout,
-                        init_params, pack_patterns)
-from pa_ci.params import Layout
-
-
-# --------------------------------------------------------------------------- the NumPy twin
-def _sigmoid(a):
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-a))
-
-
-def _gru(x, h, W_ih, W_hh, b_ih, b_hh):
-    """PyTorch GRUCell (reset-after), rows = batch."""
-    H = h.shape[1]
-    gi = x @ W_ih.T + b_ih
-    gh = h @ W_hh.T + b_hh
-    r = _sigmoid(gi[:, :H] + gh[:, :H])
-    z = _sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
-    n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
-    return (1 - z) * n + z * h
-
-
-def _keep_maxima(y, n_max):
-    """Keep the n_max largest per row; among equal values the higher channel wins."""
-    if n_max == 0:
-        return y.copy()
-    out = np.zeros_like(y)
-    C = y.shape[1]
-    for t in range(y.shape[0]):
-        order = np.lexsort((np.arange(C), y[t]))  # ascending by (value, channel)
-        keep = order[C - n_max:]
-        out[t, keep] = y[t, keep]
-    return out
-
-
-def twin_forward(theta, cfg, items):
-    """Obvious FRAE forward: items batched (zero states), Python loop over time."""
-    V = frae_layout(cfg).views(theta)
-    lengths = np.array([len(x) for x in items])
-    n, T = len(items), int(lengths.max(initial=0))
-    s = np.zeros((n, cfg.enc_hidden))
-    h = np.zeros((n, cfg.dec_hidden))
-    idx = [np.zeros(k, dtype=np.int64) for k in lengths]
-    dec = [np.zeros((k, cfg.n_channels)) for k in lengths]
-    lat = [np.zeros((k, cfg.latent_dim)) for k in lengths]
-    for t in range(T):
-        act = np.flatnonzero(lengths > t)
-        x = np.stack([np.asarray(items[i][t], dtype=np.float64) for i in act])
-        s_new = _gru(np.concatenate([x, h[act]], axis=1), s[act], V["enc.gru.W_ih"],
-                     V["enc.gru.W_hh"], V["enc.gru.b_ih"], V["enc.gru.b_hh"])
-        z = s_new @ V["enc.latent.W"].T + V["enc.latent.b"]
-        dist = ((z[:, None, :] - V["codebook"][None, :, :]) ** 2).sum(axis=2)
-        i_t = np.argmin(dist, axis=1)  # first minimum
-        h_new = _gru(V["codebook"][i_t], h[act], V["dec.gru.W_ih"], V["dec.gru.W_hh"],
-                     V["dec.gru.b_ih"], V["dec.gru.b_hh"])
-        y = _keep_maxima(_sigmoid(h_new @ V["dec.out.W"].T + V["dec.out.b"]), cfg.output_maxima)
-        s[act], h[act] = s_new, h_new
-        for row, i in enumerate(act):
-            idx[i][t], dec[i][t], lat[i][t] = i_t[row], y[row], z[row]
-    return idx, dec, lat
+from pa_ci.codec._exp import _exp_array
+from pa_ci.codec._kernels import _L
+from pa_ci.codec.frae import (FraeConfig, FraeOutput, PackedPatterns, _units, decode, forward,
+                              forward_many, forward_maxima, frae_layout, init_params, pack_patterns)
+from pa_ci.codec.stream import Decoder, Encoder
+from pa_ci.codec.layout import Layout
+from naive.codec import twin_forward
 
 
 def sparse_patterns(rng, lengths, C=22, n_sel=8):

@@ -34,9 +34,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pa_ci import bitstream, export
-from pa_ci.codec import SHIPPED_MODEL
-from pa_ci.params import Layout, load_model, model_hash
+from pa_ci.codec import bitstream
+
+from pa_ci.codec import export
+from pa_ci.codec.coder import SHIPPED_MODEL
+from pa_ci.codec.layout import Layout
+from pa_ci.codec.model_file import load_model, model_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT / "pa_ci" / "bundled" / "speech"

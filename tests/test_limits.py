@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pa_ci import audio, export
-from pa_ci.codec import SHIPPED_MODEL
+from pa_ci.chain import audio
+
+from pa_ci.codec import export
+from pa_ci.codec.coder import SHIPPED_MODEL
 from pa_ci.errors import AudioError, ModelFileError, ParameterError
-from pa_ci.frae import (MAX_CODEBOOK_SIZE, MAX_HIDDEN, MAX_PARAMETERS, FraeConfig, _parameter_count,
+from pa_ci.codec.frae import (MAX_CODEBOOK_SIZE, MAX_HIDDEN, MAX_PARAMETERS, FraeConfig, _parameter_count,
                         frae_layout)
-from pa_ci.params import MAX_ABS_PARAMETER, load_model, model_hash, save_model
+from pa_ci.codec.model_file import MAX_ABS_PARAMETER, load_model, model_hash, save_model
 
 
 # ----------------------------------------------------------------------------- FraeConfig
@@ -160,7 +162,7 @@ def test_forward_maxima_survives_an_overflowing_theta():
     import sys
     code = """
 import numpy as np
-from pa_ci.frae import FraeConfig, forward_maxima, init_params
+from pa_ci.codec.frae import FraeConfig, forward_maxima, init_params
 cfg = FraeConfig()
 x = [np.random.default_rng(0).uniform(0, 1, (200, 22))]
 for _ in range(3):

@@ -1,4 +1,4 @@
-"""pa_ci.noise: CCITT (ITU-T G.227) noise and noise folders."""
+"""pa_ci.chain.noise: CCITT (ITU-T G.227) noise and noise folders."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from pa_ci import noise
+from pa_ci.chain import noise
 from pa_ci.errors import DataError, ParameterError
 
 FS = 16000

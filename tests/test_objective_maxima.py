@@ -2,7 +2,7 @@
 dense path (decoded pattern -> envelopes -> vstoi_envelopes).
 
 The maxima are made here with NumPy from ``forward_many``'s dense output (the m largest entries of
-each row in ascending channel order, the ``pa_ci.frae.forward_maxima`` contract), so the test does
+each row in ascending channel order, the ``pa_ci.codec.frae.forward_maxima`` contract), so the test does
 not depend on the FRAE's own compact kernel.
 """
 from __future__ import annotations
@@ -13,17 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import speechlike
-from pa_ci import objective as O
-from pa_ci.ace import ace
-from pa_ci.frae import FraeConfig, forward_many, init_params
-
-
-def numpy_forward_maxima(thetas, config, patterns):
-    outs = forward_many(thetas, config, patterns)
-    dense = np.stack([o.decoded for o in outs])  # (n, N, C)
-    m = config.output_maxima or config.n_channels
-    keep = np.sort(np.argsort(-dense, axis=2, kind="stable")[:, :, :m], axis=2)
-    return keep.astype(np.int8), np.take_along_axis(dense, keep, axis=2)
+from pa_ci.train import objective as O
+from pa_ci.chain.ace import ace
+from pa_ci.codec.frae import FraeConfig, init_params
+from naive.codec import numpy_forward_maxima
 
 
 @pytest.fixture(scope="module")

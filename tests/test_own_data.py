@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pa_ci.audio import read_audio
-from pa_ci.data import load_dataset
+from pa_ci.chain.audio import read_audio
+from pa_ci.data.dataset import load_dataset
 from pa_ci.errors import DataError
-from pa_ci.params import load_model
-from pa_ci.protocol import JobContext
+from pa_ci.codec.model_file import load_model
+from pa_ci.experiment.protocol import JobContext
 
 BUNDLED = Path(__file__).resolve().parents[1] / "pa_ci" / "bundled"
 FS = 16000
@@ -236,7 +236,7 @@ def test_bad_dataset_option_is_one_error_line_and_creates_nothing(run_cli, tmp_p
 
 
 def test_planned_record_matches_the_built_dataset(run_cli, own, tmp_path) -> None:
-    from pa_ci.data import DatasetConfig, planned_record
+    from pa_ci.data.dataset import DatasetConfig, planned_record
     d = build(run_cli, own, tmp_path / "cache")
     config = DatasetConfig(speech_dir=own["tree"], noise_dir=own["noise"], n_train=4, n_test=4)
     assert planned_record(config, tmp_path / "cache") == {"key": d["key"], "n_train": 4, "n_test": 4}

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pa_ci.errors import ModelFileError, ParameterError
-from pa_ci.params import (KINDS, PARTS, Layout, ModelFile, TensorSpec, load_model, model_hash,
-                          save_model)
+from pa_ci.codec.layout import KINDS, PARTS, Layout, TensorSpec
+from pa_ci.codec.model_file import ModelFile, load_model, model_hash, save_model
 
 SPEC = [("enc.W", (3, 4), "encoder", "weight"),
         ("enc.b", (3,), "encoder", "bias"),

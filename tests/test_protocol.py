@@ -1,4 +1,4 @@
-"""pa_ci.protocol and `pa-ci prune` / `pa-ci report`: the paper's protocol on the tiny split."""
+"""pa_ci.experiment.protocol and `pa-ci prune` / `pa-ci report`: the paper's protocol on the tiny split."""
 from __future__ import annotations
 
 import json
@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from pa_ci.codec import SHIPPED_MODEL
-from pa_ci.data import build_dataset, default_config
+from pa_ci.codec.coder import SHIPPED_MODEL
+from pa_ci.data.dataset import build_dataset, default_config
 from pa_ci.errors import ParameterError, TrainingError
-from pa_ci.frae import FraeConfig, frae_layout
-from pa_ci.objective import VstoiObjective
-from pa_ci.params import load_model
-from pa_ci.protocol import JobContext, RunSpec, run_one, run_protocol
-from pa_ci.prune import eligible_mask, prune
+from pa_ci.codec.frae import FraeConfig, frae_layout
+from pa_ci.train.objective import VstoiObjective
+from pa_ci.codec.model_file import load_model
+from pa_ci.experiment.protocol import JobContext, RunSpec, run_one, run_protocol
+from pa_ci.prune.magnitude import eligible_mask, prune
 
 LAYOUT = frae_layout(FraeConfig())
 
@@ -167,9 +167,9 @@ def test_prune_cli_refuses_an_existing_run_and_a_bad_model(tmp_path, run_cli) ->
 
 
 def test_export_cli_of_a_pruned_model_decodes_like_the_model(tmp_path, run_cli, shipped) -> None:
-    from pa_ci.export import read_export
-    from pa_ci.frae import decode, forward
-    from pa_ci.params import save_model
+    from pa_ci.codec.export import read_export
+    from pa_ci.codec.frae import decode, forward
+    from pa_ci.codec.model_file import save_model
 
     cfg = FraeConfig()
     theta, keep = prune(shipped.theta, LAYOUT, "decoder", 0.9)
@@ -192,7 +192,7 @@ def test_export_cli_of_a_pruned_model_decodes_like_the_model(tmp_path, run_cli, 
 
 
 def test_train_init_from_a_pruned_model_keeps_it_pruned(tmp_path, run_cli, shipped) -> None:
-    from pa_ci.params import save_model
+    from pa_ci.codec.model_file import save_model
 
     theta, keep = prune(shipped.theta, LAYOUT, "whole", 0.5)
     model = save_model(tmp_path / "pruned.npz", theta, LAYOUT, FraeConfig().to_dict(), mask=keep)
@@ -204,7 +204,7 @@ def test_train_init_from_a_pruned_model_keeps_it_pruned(tmp_path, run_cli, shipp
 
 
 def test_decode_with_a_decoder_export_like_a_receiver(tmp_path, run_cli, arctic_file, shipped) -> None:
-    from pa_ci.params import save_model
+    from pa_ci.codec.model_file import save_model
 
     stream = tmp_path / "a.frae"
     assert run_cli("encode", arctic_file, "-o", stream).code == 0

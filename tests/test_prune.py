@@ -1,4 +1,5 @@
-"""pa_ci.prune: magnitude masks (Eq. 2-4), perturbation functions (Eq. 6), the PA objective (Eq. 5)."""
+"""pa_ci.prune.magnitude: magnitude masks (Eq. 2-4); pa_ci.prune.pruning_aware: perturbation
+functions (Eq. 6), the PA objective (Eq. 5)."""
 from __future__ import annotations
 
 import math
@@ -8,23 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from naive.prune import naive_pruned
 from pa_ci.errors import ParameterError
-from pa_ci.frae import FraeConfig, frae_layout, init_params
-from pa_ci.prune import (PERTURBATIONS, PruningAwareObjective, eligible_mask, magnitude_mask,
-                         n_pruned, perturbation_scale, prune, pruned_indices, pruning_direction,
-                         sparsity_table)
+from pa_ci.codec.frae import FraeConfig, frae_layout, init_params
+from pa_ci.prune.magnitude import (eligible_mask, magnitude_mask, n_pruned, part_counts, prune,
+                                   pruned_indices, pruning_direction, sparsity_table)
+from pa_ci.prune.pruning_aware import PERTURBATIONS, PruningAwareObjective, perturbation_scale
 
 CFG = FraeConfig()
 LAYOUT = frae_layout(CFG)
 SMALL = FraeConfig(n_channels=4, enc_hidden=2, dec_hidden=3, latent_dim=2, codebook_size=4,
                    output_maxima=0)
 SMALL_LAYOUT = frae_layout(SMALL)
-
-
-def naive_pruned(theta: np.ndarray, eligible: np.ndarray, k: int) -> set[int]:
-    """Obvious reference: sort the eligible (|w|, index) pairs, take the first k."""
-    pairs = sorted((abs(float(theta[i])), i) for i in range(theta.size) if eligible[i])
-    return {i for _, i in pairs[:k]}
 
 
 # Values drawn from a small set, so ties are frequent; the same magnitudes with both signs.
@@ -63,7 +59,7 @@ def test_magnitude_mask_matches_naive_reference(theta, rate, scope) -> None:
     eligible = eligible_mask(SMALL_LAYOUT, scope)
     k = n_pruned(rate, eligible.sum())
     keep = magnitude_mask(theta, SMALL_LAYOUT, scope, rate)
-    assert set(np.flatnonzero(~keep)) == naive_pruned(theta, eligible, k)
+    assert set(np.flatnonzero(~keep)) == naive_pruned(theta, k, eligible)
     assert (~keep).sum() == k                      # exactly k pruned
     assert keep[~eligible].all()                   # scope respected
 
@@ -146,7 +142,7 @@ def test_pa_objective_equals_eq5_computed_naively(g, maximize) -> None:
         scale = PERTURBATIONS[g](n / 10)
         expect = []
         for w in thetas:
-            idx = sorted(naive_pruned(w, eligible, round(0.6 * eligible.sum())))
+            idx = sorted(naive_pruned(w, round(0.6 * eligible.sum()), eligible))
             w_pert = w.copy()
             w_pert[idx] -= scale * w[idx]           # w + g(n/n_max) dw_magn (Eq. 4, 6)
             f, f_p = base(w[None], k)[0], base(w_pert[None], k)[0]
@@ -188,3 +184,15 @@ def test_sparsity_table_counts() -> None:
     assert rows["dec.gru.b_ih"]["sparsity"] == 0.0 and rows["enc.gru.W_ih"]["nnz"] == rows["enc.gru.W_ih"]["size"]
     w = theta[LAYOUT["dec.out.W"].slice]
     assert rows["dec.out.W"]["std"] == pytest.approx(w.std()) and rows["dec.out.W"]["mean_abs"] == pytest.approx(np.abs(w).mean())
+
+
+def test_part_counts_are_the_per_part_totals_of_the_sparsity_table() -> None:
+    theta, _ = prune(init_params(CFG, 0), LAYOUT, "decoder", 0.5)
+    rows = sparsity_table(theta, LAYOUT)
+    counts = part_counts(theta, CFG)
+    for part in ("encoder", "decoder"):
+        w = [r for r in rows if r["part"] == part and r["kind"] == "weight"]
+        assert counts[f"weights_{part}"] == sum(r["size"] for r in w)
+        assert counts[f"nonzero_{part}"] == sum(r["nnz"] for r in w)
+    assert counts == {"weights_encoder": 2128, "nonzero_encoder": 2128,
+                      "weights_decoder": 980, "nonzero_decoder": 490}

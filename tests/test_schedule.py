@@ -1,4 +1,5 @@
-"""pa_ci.schedule and `pa-ci prune --schedule`: Distiller-style pruners and YAML schedules."""
+"""pa_ci.prune.schedule, .pruners, .schedule_run and `pa-ci prune --schedule`: Distiller-style
+pruners and YAML schedules."""
 from __future__ import annotations
 
 import json
@@ -9,14 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pa_ci.codec import SHIPPED_MODEL
-from pa_ci.data import build_dataset, default_config
+from naive.prune import naive_agp_sparsity
+from pa_ci.codec.coder import SHIPPED_MODEL
+from pa_ci.data.dataset import build_dataset, default_config
 from pa_ci.errors import TrainingError
-from pa_ci.frae import FraeConfig, frae_layout
-from pa_ci.objective import VstoiObjective
-from pa_ci.params import load_model
-from pa_ci.schedule import (PRUNERS, ScheduleError, agp_sparsity, apply_events, load_schedule,
-                            parse_schedule, run_schedule)
+from pa_ci.codec.frae import FraeConfig, frae_layout
+from pa_ci.train.objective import VstoiObjective
+from pa_ci.codec.model_file import load_model
+from pa_ci.prune.pruners import PRUNERS, agp_sparsity
+from pa_ci.prune.schedule import ScheduleError, load_schedule, parse_schedule
+from pa_ci.prune.schedule_run import apply_events, run_schedule
 
 LAYOUT = frae_layout(FraeConfig())
 WEIGHTS = [t.name for t in LAYOUT if t.kind == "weight"]
@@ -75,7 +78,7 @@ def test_agp_formula_reaches_final_exactly_at_last_event() -> None:
     assert all(a < b for a, b in zip(levels, levels[1:]))
     span = (38 - 0 - 1) // 2 * 2
     for t, lv in zip(events, levels):     # Zhu & Gupta Eq. 1, written out
-        assert lv == pytest.approx(0.8 + (0.05 - 0.8) * (1 - t / span) ** 3, abs=1e-15)
+        assert lv == pytest.approx(naive_agp_sparsity(0.05, 0.8, t, 0, span), abs=1e-15)
     assert agp_sparsity(0.1, 0.6, 7, 7, 7) == 0.6   # a single event prunes to the final level
 
 

@@ -1,4 +1,4 @@
-"""pa_ci.sensitivity: per-tensor sensitivity analysis (Distiller §2.5) and its proposals."""
+"""pa_ci.prune.sensitivity: per-tensor sensitivity analysis (Distiller §2.5) and its proposals."""
 from __future__ import annotations
 
 import math
@@ -9,30 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pa_ci.codec import SHIPPED_MODEL
+from naive.prune import naive_mask, naive_pruned
+from pa_ci.codec.coder import SHIPPED_MODEL
 from pa_ci.errors import PaCiError, ParameterError
-from pa_ci.params import Layout, load_model
-from pa_ci.sensitivity import (CSV_HEADER, SensitivityRow, analyze, level_mask, plot,
+from pa_ci.codec.layout import Layout
+from pa_ci.codec.model_file import load_model
+from pa_ci.prune.sensitivity import (CSV_HEADER, SensitivityRow, analyze, level_mask, plot,
                                propose_levels, propose_sensitivities, read_csv, schedule_yaml,
                                sparsity_levels, tensor_std, threshold_mask, write_csv)
 
 SMALL = Layout([("a.W", (3, 4), "encoder", "weight"), ("a.b", (3,), "encoder", "bias"),
                 ("b.W", (2, 5), "decoder", "weight")])
-
-
-def naive_pruned(values: list[float], k: int) -> set[int]:
-    """Oracle: positions of the k smallest |w|, ties by lower position (pure Python sort)."""
-    pairs = sorted((abs(v), i) for i, v in enumerate(values))
-    return {i for _, i in pairs[:k]}
-
-
-def naive_mask(theta: np.ndarray, layout: Layout, name: str, level: float) -> np.ndarray:
-    spec = layout[name]
-    vals = [float(x) for x in theta[spec.slice]]
-    keep = np.ones(layout.size, dtype=bool)
-    for i in naive_pruned(vals, int(round(level * spec.size))):
-        keep[spec.offset + i] = False
-    return keep
 
 
 @pytest.fixture(scope="module")
@@ -342,9 +329,9 @@ def test_schedule_yaml_loads_to_the_distiller_structure(shipped) -> None:
 
 # --------------------------------------------------------------------------- real metric
 def test_analyze_with_the_real_vstoi_objective(shipped) -> None:
-    from pa_ci.data import build_dataset, default_config
-    from pa_ci.frae import FraeConfig
-    from pa_ci.objective import VstoiObjective
+    from pa_ci.data.dataset import build_dataset, default_config
+    from pa_ci.codec.frae import FraeConfig
+    from pa_ci.train.objective import VstoiObjective
 
     items = build_dataset(default_config(tiny=True)).test[:3]
     obj = VstoiObjective(items, FraeConfig.from_dict(shipped.config))

@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from pa_ci.codec import SHIPPED_MODEL
+from pa_ci.codec.coder import SHIPPED_MODEL
 from pa_ci.errors import ParameterError
-from pa_ci.params import load_model
-from pa_ci.schedule import apply_events, load_schedule, parse_schedule
-from pa_ci.sensitivity import (SensitivityRow, propose_for_sparsity, propose_levels,
+from pa_ci.codec.model_file import load_model
+from pa_ci.prune.schedule import load_schedule, parse_schedule
+from pa_ci.prune.schedule_run import apply_events
+from pa_ci.prune.sensitivity import (SensitivityRow, propose_for_sparsity, propose_levels,
                                propose_sensitivities, proposed_sparsity, schedule_yaml)
 
 

@@ -1,8 +1,8 @@
 """SPSA (paper Eq. 7; Spall 1998) against a plain NumPy twin, plus its options and resume.
 
-The twin below re-implements the recursion from the paper/spec in the most obvious way (loops,
-one objective row per call) with the documented random draws; the optimiser must reproduce its
-iterates bit for bit.
+The twin (naive.train.naive_spsa) re-implements the recursion from the paper/spec in the most
+obvious way (loops, one objective row per call) with the documented random draws; the optimiser
+must reproduce its iterates bit for bit.
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import math
 import numpy as np
 import pytest
 
+from naive.train import naive_mean_abs_gradient, naive_spsa
 from pa_ci.errors import ParameterError, TrainingError
-from pa_ci.spsa import Gains, Spsa, StepRecord, calibrate
+from pa_ci.train.spsa import Gains, Spsa, StepRecord, calibrate, sp_gradient
 
 P = 40
 
@@ -31,35 +32,6 @@ def noisy_quadratic(target: np.ndarray, sigma: float, seed: int):
         noise = np.random.default_rng([seed, k]).standard_normal(X.shape[0])
         return -np.sum((X - target) ** 2, axis=1) + sigma * noise
     return J
-
-
-def twin(J, theta0, gains: Gains, seed: int, n: int, *, maximize=True, mask=None, q=1, clip=None):
-    """Obvious NumPy SPSA: theta += s a_k mean_j[(y+_j - y-_j) / (2 c_k) Delta_j]. All iterates.
-
-    With ``clip`` (and no mask) the evaluation points and the iterates are clipped to the box and
-    the nominal 2 c_k is kept (Spall's reference code).
-    """
-    box = (lambda v: v) if clip is None else (lambda v: np.clip(v, *clip))  # noqa: E731
-    rng = np.random.default_rng(seed)  # == Generator(PCG64(seed))
-    p = theta0.size
-    s = 1.0 if maximize else -1.0
-    th = theta0.copy()
-    out = [th.copy()]
-    for k in range(n):
-        ak = gains.a / (gains.A + k + 1) ** gains.alpha
-        ck = gains.c / (k + 1) ** gains.gamma
-        D = 2.0 * rng.integers(0, 2, size=(q, p)) - 1.0  # drawn for the full p
-        if mask is not None:
-            D[:, ~mask] = 0.0
-        ests = []
-        for j in range(q):
-            yp = J(box(th + ck * D[j])[None, :], k)[0]
-            ym = J(box(th - ck * D[j])[None, :], k)[0]
-            ests.append((yp - ym) / (2 * ck) * D[j])
-        ghat = np.mean(np.array(ests), axis=0)
-        th = box(th + s * ak * ghat)
-        out.append(th.copy())
-    return out
 
 
 def iterates(opt: Spsa, n: int) -> list[np.ndarray]:
@@ -109,10 +81,20 @@ def test_matches_numpy_twin(problem, maximize, q):
     J = quadratic(target, 1.0 if maximize else -1.0)  # always an ascent/descent towards target
     gains = Gains(a=0.05, A=10.0, c=0.05)
     ours = iterates(Spsa(J, theta0, gains=gains, maximize=maximize, seed=7, averaging=q), 30)
-    ref = twin(J, theta0, gains, 7, 30, maximize=maximize, q=q)
+    ref = naive_spsa(J, theta0, gains, 7, 30, maximize=maximize, q=q)
     for a, b in zip(ours, ref):
         assert np.array_equal(a, b)
     assert np.linalg.norm(ours[-1] - target) < 0.8 * np.linalg.norm(theta0 - target)  # it moved right
+
+
+def test_sp_gradient_is_the_eq7_estimate():
+    rng = np.random.default_rng(11)
+    delta = 2.0 * rng.integers(0, 2, size=(3, 6)) - 1.0
+    yp, ym, ck = rng.normal(size=3), rng.normal(size=3), 0.03
+    ghat, coef = sp_gradient(yp, ym, ck, delta)
+    assert np.array_equal(coef, (yp - ym) / (2 * ck))
+    expect = np.mean([(yp[j] - ym[j]) / (2 * ck) * delta[j] for j in range(3)], axis=0)
+    np.testing.assert_allclose(ghat, expect, rtol=1e-15, atol=0)
 
 
 def test_matches_numpy_twin_with_mask(problem):
@@ -121,7 +103,7 @@ def test_matches_numpy_twin_with_mask(problem):
     J = quadratic(target)
     gains = Gains(a=0.05, A=10.0, c=0.05)
     ours = iterates(Spsa(J, theta0, gains=gains, seed=3, mask=mask, averaging=2), 20)
-    ref = twin(J, theta0, gains, 3, 20, mask=mask, q=2)
+    ref = naive_spsa(J, theta0, gains, 3, 20, mask=mask, q=2)
     for a, b in zip(ours, ref):
         assert np.array_equal(a, b)
 
@@ -300,7 +282,7 @@ def test_clip_box_for_theta_and_points(problem):
 
     gains = Gains(a=0.02, A=20.0, c=0.05)
     ours = iterates(Spsa(J, theta0, gains=gains, clip=(lo, hi), seed=2), 100)
-    ref = twin(J, theta0, gains, 2, 100, clip=(lo, hi))
+    ref = naive_spsa(J, theta0, gains, 2, 100, clip=(lo, hi))
     for a, b in zip(ours, ref):
         assert np.array_equal(a, b)
     th = ours[-1]
@@ -422,15 +404,7 @@ def test_calibrate_generic_linear_formula():
     mask = rng.random(p) < 0.7
     J = lambda X, k: X @ w  # noqa: E731
     g = calibrate(J, theta0, n_iters=N, target_step=step, averaging=q, n_samples=n, c=c, mask=mask, seed=5)
-    draws = np.random.default_rng(5)
-    gbar = np.zeros(p)
-    for _ in range(n):
-        D = 2.0 * draws.integers(0, 2, size=(q, p)) - 1.0
-        D[:, ~mask] = 0.0
-        ghat = np.mean([(J((theta0 + c * d)[None], 0)[0] - J((theta0 - c * d)[None], 0)[0]) / (2 * c) * d
-                        for d in D], axis=0)
-        gbar += np.abs(ghat)
-    meang = np.mean(gbar[mask]) / n
+    meang = naive_mean_abs_gradient(J, theta0, c, q, n, mask, seed=5)
     assert g.A == pytest.approx(0.1 * N)
     assert g.a == pytest.approx(step * (0.1 * N + 1) ** 0.602 / meang, rel=1e-10)
 

@@ -20,8 +20,11 @@ from scipy.signal import resample_poly
 import pystoi  # the oracle (test extra, pinned): a missing oracle must fail, not skip
 from pystoi import utils as pystoi_utils  # noqa: E402
 
-S = importlib.import_module("pa_ci.stoi")  # noqa: E402
+S = importlib.import_module("pa_ci.chain.stoi")  # noqa: E402
+F = importlib.import_module("pa_ci.chain._fft")  # noqa: E402
+R = importlib.import_module("pa_ci.chain._resample")  # noqa: E402
 from pa_ci.errors import AudioError, ParameterError  # noqa: E402
+from naive.chain import band_twin, bit_reverse, estoi_twin, row_col_twin, stoi_twin  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "pa_ci" / "bundled"  # bundled copies: never skipped
 # (speech, noise): test-other and cmu_arctic only (train-clean-100 is held out).
@@ -146,7 +149,7 @@ def test_deterministic_and_gain_invariant():
 def test_resampler_matches_pystoi_resample_oct(fs):
     x = np.random.default_rng(1).standard_normal(fs // 2)
     np.testing.assert_array_equal(S._to_10k(x, fs), pystoi_utils.resample_oct(x, 10000, fs))
-    assert S._octave_filter(16000)[:3] == (5, 8, 290)  # 581 taps (signal_chain_research.md 4.2)
+    assert R._octave_filter(16000, S.FS)[:3] == (5, 8, 290)  # 581 taps (signal_chain_research.md 4.2)
 
 
 def test_band_edges_match_pystoi_thirdoct():
@@ -171,27 +174,15 @@ def test_kept_frames_and_stft_frames_equal_pystoi_bitwise(pair):
         np.testing.assert_array_equal(frames, twin)
 
 
-def _bit_reverse(n):
-    bits = int(np.log2(n))
-    return np.array([int(format(i, f"0{bits}b")[::-1], 2) for i in range(n)])
-
-
 def test_fft128_lanes_equals_numpy_fft():
     rng = np.random.default_rng(2)
     z = rng.standard_normal((128, 5)) + 1j * rng.standard_normal((128, 5))
     re = np.empty((128, 5))
     im = np.empty((128, 5))
-    re[_bit_reverse(128)] = z.real
-    im[_bit_reverse(128)] = z.imag
-    S._fft128_lanes(re, im, S._FFT_TW)
+    re[bit_reverse(128)] = z.real
+    im[bit_reverse(128)] = z.imag
+    F._fft128_lanes(re, im, S._FFT_TW)
     np.testing.assert_allclose(re + 1j * im, np.fft.fft(z, axis=0), rtol=0, atol=1e-12)
-
-
-def _band_twin(frames):
-    """NumPy twin: rfft(512) -> |X|^2 -> pystoi's OBM -> sqrt, shape (15, T)."""
-    obm, _ = pystoi_utils.thirdoct(10000, 512, 15, 150)
-    spec = np.fft.rfft(frames, n=512, axis=1).T
-    return np.sqrt(obm @ np.abs(spec) ** 2)
 
 
 @settings(max_examples=15, deadline=None)
@@ -199,8 +190,8 @@ def _band_twin(frames):
 def test_band_envelopes_equal_numpy_twin(n_frames, seed):
     frames = np.random.default_rng(seed).standard_normal((n_frames, 256))
     out = np.empty((15, n_frames))
-    S._frames_band_envelopes(frames, S.BAND_LO, S.BAND_HI, S._FFT_REV, S._FFT_TW, out)
-    twin = _band_twin(frames)
+    F._frames_band_envelopes(frames, S.BAND_LO, S.BAND_HI, S._FFT_REV, S._FFT_TW, out)
+    twin = band_twin(frames)
     np.testing.assert_allclose(out, twin, rtol=1e-12, atol=1e-12 * twin.max())
 
 
@@ -213,54 +204,22 @@ def _band_pair(seed, T=80):
     return xb, yb
 
 
-def _stoi_twin(xb, yb):
-    """NumPy twin of pystoi's STOI math on band envelopes (Taal et al. 2011 Eq. 3-6)."""
-    N = S.N_SEGMENT
-    xs = np.array([xb[:, m - N:m] for m in range(N, xb.shape[1] + 1)])
-    ys = np.array([yb[:, m - N:m] for m in range(N, xb.shape[1] + 1)])
-    eps = np.finfo(float).eps
-    norm = functools.partial(np.linalg.norm, axis=2, keepdims=True)
-    a = norm(xs) / (norm(ys) + eps)
-    yp = np.minimum(ys * a, xs * (1 + 10 ** (15 / 20)))
-    yp = yp - yp.mean(axis=2, keepdims=True)
-    xs = xs - xs.mean(axis=2, keepdims=True)
-    yp /= np.linalg.norm(yp, axis=2, keepdims=True) + eps
-    xs /= np.linalg.norm(xs, axis=2, keepdims=True) + eps
-    return np.sum(yp * xs) / (xs.shape[0] * xs.shape[1])
-
-
-def _row_col_twin(seg):
-    """pystoi row_col_normalize without its EPS*randn noise (zero norm -> zeros)."""
-    def norm(v, axis):
-        v = v - v.mean(axis=axis, keepdims=True)
-        n = np.sqrt(np.sum(v ** 2, axis=axis, keepdims=True))
-        return np.divide(v, n, out=np.zeros_like(v), where=n > 0)
-    return norm(norm(seg, -1), -2)
-
-
-def _estoi_twin(xb, yb):
-    N = S.N_SEGMENT
-    xs = np.array([xb[:, m - N:m] for m in range(N, xb.shape[1] + 1)])
-    ys = np.array([yb[:, m - N:m] for m in range(N, xb.shape[1] + 1)])
-    return np.sum(_row_col_twin(xs) * _row_col_twin(ys) / N) / xs.shape[0]
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_stoi_core_equals_numpy_twin(seed):
     xb, yb = _band_pair(seed)
     stats = S._stoi_x_stats(xb, S.N_SEGMENT)
     got = S._stoi_core(xb, yb, *stats, S.N_SEGMENT, S.CLIP_FACTOR)
-    assert abs(got - _stoi_twin(xb, yb)) < 1e-13
+    assert abs(got - stoi_twin(xb, yb)) < 1e-13
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_estoi_core_equals_numpy_twin(seed):
     xb, yb = _band_pair(seed)
     xbar = S._estoi_x_precompute(xb, S.N_SEGMENT)
-    np.testing.assert_allclose(xbar[5], _row_col_twin(xb[:, 5:35]), atol=1e-14)
+    np.testing.assert_allclose(xbar[5], row_col_twin(xb[:, 5:35]), atol=1e-14)
     got = S._estoi_core(xbar, yb, S.N_SEGMENT)
     assert np.isfinite(got)
-    assert abs(got - _estoi_twin(xb, yb)) < 1e-13
+    assert abs(got - estoi_twin(xb, yb)) < 1e-13
 
 
 def test_estoi_matches_pystoi_with_its_noise_off(monkeypatch):

@@ -1,4 +1,4 @@
-"""pa_ci.sweep: planning, the results table, resume, process pool / Dask parity, failures, plots.
+"""pa_ci.experiment.sweep: planning, the results table, resume, process pool / Dask parity, failures, plots.
 
 The runners here are cheap module-level fakes (picklable by reference, so process and Dask workers
 can import them): their figures are a deterministic function of the spec, and every call leaves a
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from pa_ci.errors import ParameterError, TrainingError
-from pa_ci.protocol import RunSpec
-from pa_ci.sweep import (LEADING_COLUMNS, PAPER_RATES, SweepPlan, describe_job, parse_rates,
+from pa_ci.experiment.protocol import RunSpec
+from pa_ci.experiment.sweep import (LEADING_COLUMNS, PAPER_RATES, SweepPlan, describe_job, parse_rates,
                          plan_runs, plot_sweep, read_results, run_sweep, summary_table)
 
 
@@ -490,8 +490,8 @@ def test_plots_without_matplotlib_return_nothing(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- the real protocol
 def test_real_protocol_runs_through_the_sweep(tmp_path):
-    """Integration: pa_ci.protocol.run_one (tiny dataset, 1 + 1 iterations) as the runner."""
-    from pa_ci.protocol import JobContext
+    """Integration: pa_ci.experiment.protocol.run_one (tiny dataset, 1 + 1 iterations) as the runner."""
+    from pa_ci.experiment.protocol import JobContext
 
     model = Path(__file__).resolve().parents[1] / "pa_ci" / "bundled" / "models" / "frae-default.npz"
     job = JobContext.from_model_file(model, tiny=True, batch_size=2)

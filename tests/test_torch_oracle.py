@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pa_ci.frae import Decoder, Encoder, FraeConfig, frae_layout, init_params
+from pa_ci.codec.frae import FraeConfig, frae_layout, init_params
+from pa_ci.codec.stream import Decoder, Encoder
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional oracle: pip install torch)")
 

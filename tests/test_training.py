@@ -6,17 +6,17 @@ import json
 
 import numpy as np
 import pytest
-from pystoi import stoi as pystoi_stoi
 
-from pa_ci.ace import default_params
-from pa_ci.data import build_dataset, default_config
+from pa_ci.chain.ace import default_params
+from pa_ci.data.dataset import build_dataset, default_config
 from pa_ci.errors import TrainingError
-from pa_ci.frae import FraeConfig, forward, init_params
-from pa_ci.objective import VstoiObjective
-from pa_ci.params import load_model
-from pa_ci.spsa import Gains
-from pa_ci.training import TrainOptions, train
-from pa_ci.warmstart import init_codebook
+from pa_ci.codec.frae import FraeConfig, forward, init_params
+from pa_ci.train.objective import VstoiObjective
+from pa_ci.codec.model_file import load_model
+from pa_ci.train.spsa import Gains
+from pa_ci.train.training import TrainOptions, train
+from pa_ci.train.warmstart import init_codebook
+from naive.chain import plain_vstoi
 
 P = default_params()
 CFG = FraeConfig()
@@ -30,17 +30,6 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def theta(tiny):
     return init_codebook(init_params(CFG, 1), CFG, [it.pattern for it in tiny.train], seed=1)
-
-
-def plain_vstoi(clean: np.ndarray, pattern: np.ndarray) -> float:
-    """Obvious path: inverse LGF + sine vocoder in NumPy, then pystoi (the oracle)."""
-    b, s, a = P.lgf_base, P.lgf_sat, P.lgf_alpha
-    v = np.clip(pattern, 0.0, 1.0)
-    env = np.where(v > 0, b + (s - b) * ((1.0 + a) ** v - 1.0) / a, 0.0)
-    held = np.repeat(env, P.hop, axis=0)
-    n = np.arange(1, held.shape[0] + 1)
-    y = np.sum(held * np.sin(2 * np.pi * np.asarray(P.centre_frequencies)[None] * n[:, None] / P.fs), 1)
-    return pystoi_stoi(clean, y[: len(clean)], int(P.fs))
 
 
 def test_objective_equals_pystoi_of_the_decoded_patterns(tiny, theta):
@@ -142,7 +131,7 @@ def test_run_folder_guards(tiny, tmp_path):
 
 def test_training_can_start_from_a_given_model(tiny, tmp_path):
     """--init: no warm start, SPSA moves the given parameters."""
-    from pa_ci.codec import load_codec
+    from pa_ci.codec.coder import load_codec
     codec = load_codec()
     p = train(tmp_path / "ft", tiny.train, options=_opts(iters=4, warm_start_steps=0),
               init_theta=codec.theta, init_name="shipped")
@@ -217,7 +206,7 @@ def test_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tiny, tmp_pat
 
 
 def test_calibrated_gains_are_used_recorded_and_resumed(tiny, tmp_path):
-    from pa_ci.spsa import calibrate
+    from pa_ci.train.spsa import calibrate
     opts = _opts(iters=4, warm_start_steps=0, calibrate_step=0.01)
     p = train(tmp_path / "cal", tiny.train, options=opts)
     cal = load_model(p).meta["calibrated_gains"]

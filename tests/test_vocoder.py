@@ -6,21 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import speechlike
-A = importlib.import_module("pa_ci.ace")
-from pa_ci import vocoder as V
+A = importlib.import_module("pa_ci.chain.ace")
+from pa_ci.chain import vocoder as V
 from pa_ci.errors import ParameterError
+from naive.chain import synthesis_twin
 
 P = A.AceParams()
 NMT4 = A.AceParams.preset("nmt4")
-
-
-def synthesis_twin(env, freqs, hop, fs):
-    """sum_c repeat(env[:, c], hop) * sin(2 pi f_c n / fs), n = 1, 2, ... written out."""
-    n = np.arange(1, env.shape[0] * hop + 1)
-    out = np.zeros(n.size)
-    for c, f in enumerate(freqs):
-        out += np.repeat(env[:, c], hop) * np.sin(2 * np.pi * f * n / fs)
-    return out
 
 
 def single_channel_pattern(channel, value=0.7, frames=200):
@@ -138,7 +130,7 @@ def test_envelopes_reject_non_finite_and_non_numeric():
 
 def test_envelopes_into_a_given_buffer():
     from pa_ci.errors import ParameterError
-    from pa_ci.vocoder import envelopes
+    from pa_ci.chain.vocoder import envelopes
     rng = np.random.default_rng(3)
     p = np.where(rng.random((50, 22)) < 0.4, rng.random((50, 22)), 0.0)
     out = np.full((50, 22), np.nan)

@@ -19,8 +19,11 @@ from hypothesis import strategies as st
 import pystoi  # the oracle (test extra, pinned): a missing oracle must fail, not skip
 from pystoi import utils as pystoi_utils  # noqa: E402
 
-S = importlib.import_module("pa_ci.stoi")  # noqa: E402
+S = importlib.import_module("pa_ci.chain.stoi")  # noqa: E402
+V = importlib.import_module("pa_ci.chain.vstoi")  # noqa: E402
+R = importlib.import_module("pa_ci.chain._resample")  # noqa: E402
 from pa_ci.errors import ParameterError  # noqa: E402
+from naive.chain import FREQS, FS, HOP, exact_phase_vocoder, lgf_twin, plain_vocoder  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "pa_ci" / "bundled"  # bundled copies: never skipped
 SPEECH = [  # test-other and cmu_arctic only (train-clean-100 is held out)
@@ -28,21 +31,8 @@ SPEECH = [  # test-other and cmu_arctic only (train-clean-100 is held out)
     "speech/librispeech/test-other/1688-142285-0002.flac",
     "speech/librispeech/test-other/1998-15444-0008.flac",
 ]
-FS = 16000
-HOP = 18  # ceil(16000 / 900) (DECISIONS.md)
-# 22-band centre frequencies (signal_chain_research.md Sec. 1.4)
-FREQS = np.array([250, 375, 500, 625, 750, 875, 1000, 1125, 1250, 1437.5, 1687.5, 1937.5,
-                  2187.5, 2500, 2875, 3312.5, 3812.5, 4375, 5000, 5687.5, 6500, 7437.5])
 TOL = 1e-6
-
-
-
-def plain_vocoder(E, freqs=FREQS, hop=HOP, fs=FS, normalise=True):
-    """Oracle: repeat + sin + sum (+ peak-normalise), the obvious way."""
-    env = np.repeat(E, hop, axis=0)
-    n = np.arange(1, env.shape[0] + 1)
-    y = np.sum(env * np.sin(2 * np.pi * np.asarray(freqs)[None, :] * n[:, None] / fs), axis=1)
-    return y / np.max(np.abs(y)) if normalise else y
+# FS = 16000, HOP = 18 and the 22 band centres FREQS come with the twins (naive.chain)
 
 
 def sparse_envelopes(n_frames, seed, active=8, n_ch=22):
@@ -127,7 +117,7 @@ def test_reference_set_equals_items_and_both_input_forms():
     short = S.Reference(speech(0)[8000:8000 + 6000], FS)  # < 30 frames: scores 1e-5
     refs.insert(1, short)
     Es = [sparse_envelopes(-(-r.length // HOP), seed=10 + i) for i, r in enumerate(refs)]
-    rset = S.ReferenceSet(refs)
+    rset = V.ReferenceSet(refs)
     assert len(rset) == 4
     for extended in (False, True):
         with pytest.warns(RuntimeWarning, match="1 item"):
@@ -146,15 +136,13 @@ def test_reference_set_equals_items_and_both_input_forms():
 def test_vocode_runs_equals_plain_vocoder():
     ref = reference(0)
     E = envelopes(0, "sparse")
-    _, runs16 = ref._needed_runs()
-    st_, ct_, cs = S._carrier_tables(FREQS, HOP, FS, E.shape[0])
+    _, runs16 = ref.needed_runs()
+    st_, ct_, cs = V._carrier_tables(FREQS, HOP, FS, E.shape[0])
     pad = 100
     y16p = np.full(ref.length + 2 * pad, np.nan)
-    S._vocode_runs(E, st_, ct_, cs, HOP, ref.length, runs16, pad, y16p)
+    V._vocode_runs(E, st_, ct_, cs, HOP, ref.length, runs16, pad, y16p)
     # Twin with the carrier phase reduced exactly: f n is exact in float64 and fmod is exact.
-    n = np.arange(1, E.shape[0] * HOP + 1)[:, None]
-    twin = np.sum(np.repeat(E, HOP, axis=0)
-                  * np.sin(2 * np.pi * (np.fmod(FREQS * n, FS) / FS)), axis=1)[: ref.length]
+    twin = exact_phase_vocoder(E)[: ref.length]
     covered = np.zeros(ref.length, dtype=bool)
     for a, b in runs16:
         covered[a:b] = True
@@ -173,13 +161,13 @@ def test_resample_runs_equals_pystoi_resample_oct(n, fs, a, b, seed):
     """The polyphase kernel at any output range equals scipy/pystoi's resample_oct there."""
     x = np.random.default_rng(seed).standard_normal(n)
     full = pystoi_utils.resample_oct(x, 10000, fs)
-    up, down, half, h_up = S._octave_filter(fs)
-    G = S._polyphase_table(up, down, half, h_up)
+    up, down, half, h_up = R._octave_filter(fs, S.FS)
+    G = R._polyphase_table(up, down, half, h_up)
     pad = G.shape[1] + 1
     xp = np.concatenate([np.zeros(pad), x, np.zeros(pad)])
     m0, m1 = int(a * full.size), int(b * full.size)
     out = np.full(full.size, np.nan)
-    S._resample_runs(xp, pad, G, down, half, np.array([[m0, m1]]), out)
+    R._resample_runs(xp, pad, G, down, half, np.array([[m0, m1]]), out)
     np.testing.assert_allclose(out[m0:m1], full[m0:m1], rtol=0, atol=1e-13)
     assert np.all(np.isnan(out[:m0])) and np.all(np.isnan(out[m1:]))
 
@@ -187,7 +175,7 @@ def test_resample_runs_equals_pystoi_resample_oct(n, fs, a, b, seed):
 def test_only_needed_samples_are_read():
     """Samples outside the needed runs are never read: NaN there leaves the STOI bands finite."""
     ref = reference(2)
-    runs10, _ = ref._needed_runs()
+    runs10, _ = ref.needed_runs()
     y10 = np.random.default_rng(3).standard_normal(ref.length10)
     masked = np.full_like(y10, np.nan)
     for a, b in runs10:
@@ -217,7 +205,7 @@ def test_envelope_errors():
         ref.vstoi_envelopes(np.ones((K, 21)), FREQS, HOP)
     with pytest.raises(ParameterError, match="hop"):
         ref.vstoi_envelopes(np.ones((K, 22)), FREQS, 0)
-    rset = S.ReferenceSet([ref])
+    rset = V.ReferenceSet([ref])
     with pytest.raises(ParameterError, match="expected 1"):
         rset.vstoi_envelopes([], FREQS, HOP)
     with pytest.raises(ParameterError, match="offsets"):
@@ -225,9 +213,9 @@ def test_envelope_errors():
     with pytest.raises(ParameterError, match="shorter"):
         rset.vstoi_envelopes([np.ones((K - 1, 22))], FREQS, HOP)
     with pytest.raises(ParameterError, match="one sample rate"):
-        S.ReferenceSet([ref, S.Reference(speech(0)[::2], 8000)])
+        V.ReferenceSet([ref, S.Reference(speech(0)[::2], 8000)])
     with pytest.raises(ParameterError):
-        S.ReferenceSet([])
+        V.ReferenceSet([])
 
 
 def test_non_finite_envelopes_raise():
@@ -238,7 +226,7 @@ def test_non_finite_envelopes_raise():
     with pytest.raises(ParameterError, match="NaN"):
         ref.vstoi_envelopes(E, FREQS, HOP)
     with pytest.raises(ParameterError, match=r"item\(s\) \[0\]"):
-        S.ReferenceSet([ref]).vstoi_envelopes([E], FREQS, HOP)
+        V.ReferenceSet([ref]).vstoi_envelopes([E], FREQS, HOP)
 
 
 @pytest.mark.parametrize("fs", [16000, 8000, 22050])
@@ -253,22 +241,22 @@ def test_resampler_reads_only_samples_the_vocoder_wrote(fs):
     hop = HOP if fs == FS else 9
     K = -(-ref.length // hop)
     E = np.random.default_rng(3).uniform(0.01, 1.0, (K, FREQS.size))
-    runs10, runs16 = ref._needed_runs()
-    G, down, half = ref._resampler()
-    st_, ct_, cs = S._carrier_tables(FREQS, hop, fs, K)
+    runs10, runs16 = ref.needed_runs()
+    G, down, half = R._polyphase(ref.fs, S.FS)
+    st_, ct_, cs = V._carrier_tables(FREQS, hop, fs, K)
     pad = G.shape[1] + 1
     y16p = np.full(ref.length + 2 * pad, np.nan)
-    S._vocode_runs(E, st_, ct_, cs, hop, ref.length, runs16, pad, y16p)
+    V._vocode_runs(E, st_, ct_, cs, hop, ref.length, runs16, pad, y16p)
     y10 = np.full(ref.length10, np.nan)
-    S._resample_runs(y16p, pad, G, down, half, runs10, y10)
+    R._resample_runs(y16p, pad, G, down, half, runs10, y10)
     needed = np.concatenate([np.arange(a, b) for a, b in runs10])
     assert np.all(np.isfinite(y10[needed]))
 
 
 # --- compact input: the kept maxima of a pattern (ReferenceSet.vstoi_maxima) ----------------------
 
-from pa_ci.ace import default_params, lgf_inverse  # noqa: E402
-from pa_ci.vocoder import envelopes as dense_envelopes  # noqa: E402
+from pa_ci.chain.ace import default_params  # noqa: E402
+from pa_ci.chain.vocoder import envelopes as dense_envelopes  # noqa: E402
 
 ACE = default_params()
 
@@ -291,21 +279,15 @@ def random_pattern(n_frames, seed, m=8):
     return P
 
 
-def lgf_twin(v, params=ACE):
-    """Inverse LGF in NumPy (clip to [0, 1], 0 stays 0), the twin of _inverse_lgf_values."""
-    x = np.clip(v, 0.0, 1.0)
-    return np.where(x > 0, lgf_inverse(x, params), 0.0)
-
-
 @pytest.mark.parametrize("alpha", [None, 20.0, 5000.0, 1e6])
 def test_inverse_lgf_values_matches_numpy_twin(alpha):
     """The vectorised exp (series + squarings) against NumPy's exp: relative error ~1e-14."""
     from types import SimpleNamespace
     params = ACE if alpha is None else SimpleNamespace(lgf_alpha=alpha, lgf_base=0.01, lgf_sat=1.0)
     v = np.concatenate([np.linspace(-0.2, 1.3, 20001), [0.0, 1.0, 1e-300, 5e-324, -0.0]])
-    args = S._lgf_series_args(params)
+    args = V._lgf_series_args(params)
     out = np.full(v.size + 3, np.nan)
-    S._inverse_lgf_values(v, 2, v.size, *args, out)
+    V._inverse_lgf_values(v, 2, v.size, *args, out)
     x = np.clip(v[2:], 0.0, 1.0)
     twin = np.where(x > 0, params.lgf_base + (params.lgf_sat - params.lgf_base)
                     * np.expm1(x * np.log1p(params.lgf_alpha)) / params.lgf_alpha, 0.0)
@@ -321,17 +303,15 @@ def test_vocode_maxima_runs_equals_plain_twin():
     K = -(-ref.length // HOP)
     dense = random_pattern(K, seed=2)
     chans, vals = maxima_of(dense)
-    _, runs16 = ref._needed_runs()
-    st_, ct_, cs = S._carrier_tables(FREQS, HOP, FS, K)
+    _, runs16 = ref.needed_runs()
+    st_, ct_, cs = V._carrier_tables(FREQS, HOP, FS, K)
     pad = 100
     y16p = np.full(ref.length + 2 * pad, np.nan)
-    status = S._vocode_maxima_runs(chans, vals, 22, *S._lgf_series_args(ACE), st_, ct_, cs, HOP,
+    status = V._vocode_maxima_runs(chans, vals, 22, *V._lgf_series_args(ACE), st_, ct_, cs, HOP,
                                    ref.length, runs16, pad, y16p)
     assert status == 0
     E = lgf_twin(dense)
-    n = np.arange(1, K * HOP + 1)[:, None]
-    twin = np.sum(np.repeat(E, HOP, axis=0)
-                  * np.sin(2 * np.pi * (np.fmod(FREQS * n, FS) / FS)), axis=1)[: ref.length]
+    twin = exact_phase_vocoder(E)[: ref.length]
     covered = np.zeros(ref.length, dtype=bool)
     for a, b in runs16:
         covered[a:b] = True
@@ -349,7 +329,7 @@ def test_vstoi_maxima_equals_dense_path_and_pystoi(extended):
     n_rows = 2
     dense = [random_pattern(-(-r.length // HOP) + (i % 2), seed=20 + i)
              for i, r in enumerate(refs * n_rows)]
-    rset = S.ReferenceSet(refs * n_rows)
+    rset = V.ReferenceSet(refs * n_rows)
     off = np.concatenate([[0], np.cumsum([len(p) for p in dense])])
     stacked = np.concatenate(dense)
     with pytest.warns(RuntimeWarning):
@@ -378,7 +358,7 @@ def test_vstoi_maxima_single_item_and_fewer_maxima():
     ref = reference(2)
     dense = random_pattern(-(-ref.length // HOP), seed=4, m=4)
     dense[::7] = 0.0  # silent frames: the kept 'maxima' are zeros
-    rset = S.ReferenceSet([ref])
+    rset = V.ReferenceSet([ref])
     want = rset.vstoi_envelopes([dense_envelopes(dense, ACE)], FREQS, HOP)
     for m in (4, 8, 22):
         got = rset.vstoi_maxima(*maxima_of(dense, m), ACE)
@@ -389,7 +369,7 @@ def test_vstoi_maxima_errors():
     ref = reference(0)
     K = -(-ref.length // HOP)
     chans, vals = maxima_of(random_pattern(K, seed=1))
-    rset = S.ReferenceSet([ref])
+    rset = V.ReferenceSet([ref])
     with pytest.raises(ParameterError, match="one shape"):
         rset.vstoi_maxima(chans, vals[:, :7], ACE)
     with pytest.raises(ParameterError, match="integers"):
@@ -401,7 +381,7 @@ def test_vstoi_maxima_errors():
     with pytest.raises(ParameterError, match="offsets"):
         rset.vstoi_maxima(chans, vals, ACE, offsets=[0, K + 1])
     with pytest.raises(ParameterError, match="offsets"):
-        S.ReferenceSet([ref, ref]).vstoi_maxima(chans, vals, ACE)
+        V.ReferenceSet([ref, ref]).vstoi_maxima(chans, vals, ACE)
     mid = K // 2  # inside kept speech
     bad = chans.copy()
     bad[mid, 3] = bad[mid, 2]  # repeated channel

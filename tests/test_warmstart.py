@@ -1,9 +1,11 @@
-"""Tests of pa_ci.warmstart (the frame-MSE warm start before SPSA).
+"""Tests of pa_ci.train.bptt, pa_ci.train.kmeans and pa_ci.train.warmstart (the frame-MSE warm
+start before SPSA).
 
-Oracles: a slow, obvious NumPy twin of the warm-start loss (one item and frame at a time) whose
-central finite differences the BPTT gradient must match; the codec's own Numba forward
-(pa_ci.frae.forward) that the module's NumPy forward must match; k-means on blobs with known
-centres; and the frame MSE of the best constant output for the warm start itself.
+Oracles: a slow, obvious NumPy twin of the warm-start loss (one item and frame at a time,
+naive.train.naive_warmstart_loss) whose central finite differences the BPTT gradient must
+match; the codec's own Numba forward (pa_ci.codec.frae.forward) that the NumPy forward of bptt
+must match; k-means on blobs with known centres; and the frame MSE of the best constant output
+for the warm start itself.
 """
 from __future__ import annotations
 
@@ -12,75 +14,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pa_ci import warmstart as ws
+from naive.train import naive_warmstart_loss
+from pa_ci.train import bptt
+from pa_ci.train import kmeans as km
+from pa_ci.train import warmstart as ws
 from pa_ci.errors import ParameterError, TrainingError
-from pa_ci.frae import FraeConfig, frae_layout, init_params
-from pa_ci.frae import forward as frae_forward
+from pa_ci.codec.frae import FraeConfig, frae_layout, init_params
+from pa_ci.codec.frae import forward as frae_forward
 
 TINY = FraeConfig(n_channels=5, enc_hidden=3, dec_hidden=4, latent_dim=2, codebook_size=4,
                   output_maxima=0)
-
-
-# ------------------------------------------------------------------------------ the twin
-def _sig(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-def _gru(W_ih, W_hh, b_ih, b_hh, x, h):
-    H = h.size
-    gi = W_ih @ x + b_ih
-    gh = W_hh @ h + b_hh
-    r = _sig(gi[:H] + gh[:H])
-    z = _sig(gi[H:2 * H] + gh[H:2 * H])
-    n = np.tanh(gi[2 * H:] + r * gh[2 * H:])
-    return (1 - z) * n + z * h
-
-
-def twin_loss(theta, cfg, chunks, mask, quantize, beta=0.25, cbw=1.0, frozen=None):
-    """MSE + beta mean||z - sg(q)||^2 + cbw mean||sg(z) - q||^2, frame by frame.
-
-    ``frozen`` = (idx, z0, q0) recorded at theta0: the straight-through surrogate keeps the
-    indices and uses q = C[i] + z - z0 (value C[i] at theta0; dq/dz = I and dq/dC[i] = I),
-    sg(q) = q0 and sg(z) = z0. Its gradient at theta0 is the straight-through gradient.
-    Returns (loss, record) with record = (idx, z, q) of this evaluation.
-    """
-    P = frae_layout(cfg).views(np.array(theta, dtype=float))
-    B, T, C = chunks.shape
-    D = cfg.latent_dim
-    idx_rec = np.full((B, T), -1)
-    z_rec = np.zeros((B, T, D))
-    q_rec = np.zeros((B, T, D))
-    sse = commit = code = 0.0
-    for b in range(B):
-        s = np.zeros(cfg.enc_hidden)
-        h = np.zeros(cfg.dec_hidden)
-        for t in range(T):
-            x = chunks[b, t]
-            s = _gru(P["enc.gru.W_ih"], P["enc.gru.W_hh"], P["enc.gru.b_ih"], P["enc.gru.b_hh"],
-                     np.concatenate([x, h]), s)
-            z = P["enc.latent.W"] @ s + P["enc.latent.b"]
-            if quantize:
-                if frozen is None:
-                    d = ((z - P["codebook"]) ** 2).sum(axis=1)
-                    i = int(np.argmin(d))
-                    q = P["codebook"][i]
-                    q_sg, z_sg = q, z
-                else:
-                    i = frozen[0][b, t]
-                    q = P["codebook"][i] + z - frozen[1][b, t]
-                    q_sg, z_sg = frozen[2][b, t], frozen[1][b, t]
-                commit += mask[b, t] * np.sum((z - q_sg) ** 2)
-                code += mask[b, t] * np.sum((z_sg - P["codebook"][i]) ** 2)
-                idx_rec[b, t] = i
-            else:
-                q = z
-            z_rec[b, t], q_rec[b, t] = z, q
-            h = _gru(P["dec.gru.W_ih"], P["dec.gru.W_hh"], P["dec.gru.b_ih"], P["dec.gru.b_hh"], q, h)
-            y = _sig(P["dec.out.W"] @ h + P["dec.out.b"])
-            sse += mask[b, t] * np.sum((y - x) ** 2)
-    n = mask.sum()
-    loss = sse / (n * C) + (beta * commit + cbw * code) / (n * D)
-    return loss, (idx_rec, z_rec, q_rec)
 
 
 def _central_differences(f, theta, eps=1e-6):
@@ -109,10 +52,10 @@ def _rel_err(a, b):
 # ------------------------------------------------------------------------------ gradients
 def test_gradient_without_quantiser_matches_finite_differences():
     theta, chunks, mask = _tiny_problem()
-    loss, grad = ws.loss_and_grad(theta, TINY, chunks, quantize=False, mask=mask)
-    ref, _ = twin_loss(theta, TINY, chunks, mask, quantize=False)
+    loss, grad = bptt.loss_and_grad(theta, TINY, chunks, quantize=False, mask=mask)
+    ref, _ = naive_warmstart_loss(theta, TINY, chunks, mask, quantize=False)
     assert loss == pytest.approx(ref, rel=1e-12)
-    fd = _central_differences(lambda th: twin_loss(th, TINY, chunks, mask, False)[0], theta)
+    fd = _central_differences(lambda th: naive_warmstart_loss(th, TINY, chunks, mask, False)[0], theta)
     assert _rel_err(grad, fd) < 1e-6
     layout = frae_layout(TINY)
     assert np.all(layout.view(grad, "codebook") == 0)      # unused without the quantiser
@@ -126,8 +69,8 @@ def test_padded_frames_do_not_matter():
     other = chunks.copy()
     other[1, 4:] = 0.9                     # change only the masked frames
     for quantize in (False, True):
-        a = ws.loss_and_grad(theta, TINY, chunks, quantize=quantize, mask=mask)
-        b = ws.loss_and_grad(theta, TINY, other, quantize=quantize, mask=mask)
+        a = bptt.loss_and_grad(theta, TINY, chunks, quantize=quantize, mask=mask)
+        b = bptt.loss_and_grad(theta, TINY, other, quantize=quantize, mask=mask)
         assert a[0] == pytest.approx(b[0], rel=1e-13)
         np.testing.assert_allclose(a[1], b[1], rtol=0, atol=1e-15)
 
@@ -137,14 +80,14 @@ def test_straight_through_gradient_matches_its_surrogate(beta, cbw):
     theta, chunks, mask = _tiny_problem(seed=2)
     layout = frae_layout(TINY)
     # spread the codewords over the latent range so that several indices are used
-    _, (_, z, _) = twin_loss(theta, TINY, chunks, mask, quantize=False)
+    _, (_, z, _) = naive_warmstart_loss(theta, TINY, chunks, mask, quantize=False)
     layout.view(theta, "codebook")[...] = z.reshape(-1, 2)[[0, 5, 9, 13]] + 0.01
-    loss, grad = ws.loss_and_grad(theta, TINY, chunks, quantize=True, mask=mask,
+    loss, grad = bptt.loss_and_grad(theta, TINY, chunks, quantize=True, mask=mask,
                                   commitment=beta, codebook_weight=cbw)
-    ref, frozen = twin_loss(theta, TINY, chunks, mask, True, beta, cbw)
+    ref, frozen = naive_warmstart_loss(theta, TINY, chunks, mask, True, beta, cbw)
     assert loss == pytest.approx(ref, rel=1e-12)
     assert len(np.unique(frozen[0])) >= 3
-    surrogate = lambda th: twin_loss(th, TINY, chunks, mask, True, beta, cbw, frozen=frozen)[0]
+    surrogate = lambda th: naive_warmstart_loss(th, TINY, chunks, mask, True, beta, cbw, frozen=frozen)[0]
     assert surrogate(theta) == pytest.approx(ref, rel=1e-14)
     fd = _central_differences(surrogate, theta)
     assert _rel_err(grad, fd) < 1e-6
@@ -159,9 +102,9 @@ def test_straight_through_differs_from_the_frozen_index_gradient():
     """The latent path matters: without straight-through the encoder would get no VQ gradient."""
     theta, chunks, mask = _tiny_problem(seed=3)
     layout = frae_layout(TINY)
-    _, (_, z, _) = twin_loss(theta, TINY, chunks, mask, quantize=False)
+    _, (_, z, _) = naive_warmstart_loss(theta, TINY, chunks, mask, quantize=False)
     layout.view(theta, "codebook")[...] = z.reshape(-1, 2)[[0, 5, 9, 13]]
-    _, grad = ws.loss_and_grad(theta, TINY, chunks, quantize=True, mask=mask,
+    _, grad = bptt.loss_and_grad(theta, TINY, chunks, quantize=True, mask=mask,
                                commitment=0.0, codebook_weight=0.0)
     assert np.abs(layout.view(grad, "enc.latent.W")).max() > 1e-6
 
@@ -188,10 +131,10 @@ def test_numpy_forward_equals_codec_forward(cfg):
     items = _items(rng, [1, 37, 120, 2, 64], cfg.n_channels)
     theta = init_params(cfg, seed=3)
     # codewords on the model's own latents, so that many indices occur
-    lat = np.concatenate(ws.numpy_forward(theta, cfg, items, quantize=False).latents)
+    lat = np.concatenate(bptt.numpy_forward(theta, cfg, items, quantize=False).latents)
     frae_layout(cfg).view(theta, "codebook")[...] = lat[rng.choice(len(lat), cfg.codebook_size,
                                                                    replace=False)]
-    mine = ws.numpy_forward(theta, cfg, items)
+    mine = bptt.numpy_forward(theta, cfg, items)
     ref = frae_forward(theta, replace(cfg, output_maxima=0), items, return_latents=True)
     assert len(np.unique(np.concatenate(mine.indices))) >= min(8, cfg.codebook_size // 2)
     for i in range(len(items)):
@@ -206,12 +149,12 @@ def test_numpy_forward_without_quantiser_and_frame_mse():
     rng = np.random.default_rng(5)
     items = _items(rng, [30, 5, 50], cfg.n_channels)
     theta = init_params(cfg, seed=1)
-    plain = ws.numpy_forward(theta, cfg, items, quantize=False)
+    plain = bptt.numpy_forward(theta, cfg, items, quantize=False)
     assert all(np.all(i == -1) for i in plain.indices)
-    vq = ws.numpy_forward(theta, cfg, items)
+    vq = bptt.numpy_forward(theta, cfg, items)
     assert not np.allclose(np.concatenate(plain.outputs), np.concatenate(vq.outputs))
     expected = np.mean(np.concatenate([(y - x) ** 2 for y, x in zip(vq.outputs, items)]))
-    assert ws.frame_mse(theta, cfg, items) == pytest.approx(expected, rel=1e-10)
+    assert bptt.frame_mse(theta, cfg, items) == pytest.approx(expected, rel=1e-10)
 
 
 def test_bad_inputs_raise_parameter_errors():
@@ -219,17 +162,17 @@ def test_bad_inputs_raise_parameter_errors():
     theta = init_params(cfg, 0)
     items = [np.zeros((4, 22))]
     with pytest.raises(ParameterError, match="theta"):
-        ws.frame_mse(theta[:-1], cfg, items)
+        bptt.frame_mse(theta[:-1], cfg, items)
     with pytest.raises(ParameterError, match="non-finite"):
-        ws.frame_mse(np.where(np.arange(theta.size) == 3, np.nan, theta), cfg, items)
+        bptt.frame_mse(np.where(np.arange(theta.size) == 3, np.nan, theta), cfg, items)
     with pytest.raises(ParameterError, match="patterns"):
-        ws.frame_mse(theta, cfg, [np.zeros((4, 21))])
+        bptt.frame_mse(theta, cfg, [np.zeros((4, 21))])
     with pytest.raises(ParameterError, match="no frames"):
-        ws.frame_mse(theta, cfg, [np.zeros((0, 22))])
+        bptt.frame_mse(theta, cfg, [np.zeros((0, 22))])
     with pytest.raises(ParameterError, match="chunks"):
-        ws.loss_and_grad(theta, cfg, np.zeros((2, 3)), quantize=False)
+        bptt.loss_and_grad(theta, cfg, np.zeros((2, 3)), quantize=False)
     with pytest.raises(ParameterError, match="mask"):
-        ws.loss_and_grad(theta, cfg, np.zeros((2, 3, 22)), quantize=False, mask=np.ones((3, 2)))
+        bptt.loss_and_grad(theta, cfg, np.zeros((2, 3, 22)), quantize=False, mask=np.ones((3, 2)))
 
 
 # ------------------------------------------------------------------------------ k-means
@@ -243,45 +186,45 @@ def _blobs(seed=0, n_per=200, std=0.05):
 def test_kmeans_recovers_separated_clusters_deterministically():
     centres, pts = _blobs()
     for seed in range(4):
-        c = ws.kmeans(pts, 6, seed=seed)
+        c = km.kmeans(pts, 6, seed=seed)
         # every true centre has exactly one centroid near it
         d = np.linalg.norm(c[:, None] - centres[None], axis=2)
         assert sorted(np.argmin(d, axis=1)) == list(range(6))
         assert d.min(axis=1).max() < 0.02
-        np.testing.assert_array_equal(c, ws.kmeans(pts, 6, seed=seed))
+        np.testing.assert_array_equal(c, km.kmeans(pts, 6, seed=seed))
 
 
 def test_kmeans_never_returns_empty_clusters():
     rng = np.random.default_rng(1)
     pts = rng.standard_normal((300, 2))
-    c = ws.kmeans(pts, 64, seed=0)
-    assert np.all(np.bincount(ws._assign(pts, c)[0], minlength=64) > 0)
+    c = km.kmeans(pts, 64, seed=0)
+    assert np.all(np.bincount(km._assign(pts, c)[0], minlength=64) > 0)
     # an initialisation with centroids far from every point: they are re-seeded
     init = np.concatenate([pts[:4], np.full((4, 2), 100.0)])
-    c = ws.kmeans(pts, 8, seed=0, init=init)
+    c = km.kmeans(pts, 8, seed=0, init=init)
     assert np.all(np.abs(c) < 10)
-    assert np.all(np.bincount(ws._assign(pts, c)[0], minlength=8) > 0)
+    assert np.all(np.bincount(km._assign(pts, c)[0], minlength=8) > 0)
     # k = n: every point its own centroid
-    c = ws.kmeans(pts[:10], 10, seed=0)
+    c = km.kmeans(pts[:10], 10, seed=0)
     np.testing.assert_array_equal(np.sort(c, axis=0), np.sort(pts[:10], axis=0))
 
 
 def test_kmeans_lowers_the_distortion_of_its_start():
     _, pts = _blobs(std=1.0)
     init = pts[:6].copy()
-    d0 = ws._assign(pts, init)[1].mean()
-    d1 = ws._assign(pts, ws.kmeans(pts, 6, seed=0, init=init))[1].mean()
+    d0 = km._assign(pts, init)[1].mean()
+    d1 = km._assign(pts, km.kmeans(pts, 6, seed=0, init=init))[1].mean()
     assert d1 < 0.8 * d0
 
 
 def test_kmeans_rejects_bad_arguments():
     pts = np.zeros((5, 2))
     with pytest.raises(ParameterError):
-        ws.kmeans(pts, 6, seed=0)
+        km.kmeans(pts, 6, seed=0)
     with pytest.raises(ParameterError):
-        ws.kmeans(np.full((5, 2), np.nan), 2, seed=0)
+        km.kmeans(np.full((5, 2), np.nan), 2, seed=0)
     with pytest.raises(ParameterError):
-        ws.kmeans(pts, 2, seed=0, init=np.zeros((3, 2)))
+        km.kmeans(pts, 2, seed=0, init=np.zeros((3, 2)))
 
 
 def test_reseed_dead_codewords():
@@ -298,7 +241,7 @@ def test_reseed_dead_codewords():
 
 
 def test_codebook_usage():
-    u = ws.codebook_usage(np.array([0, 0, 1, 1]), 4)
+    u = km.codebook_usage(np.array([0, 0, 1, 1]), 4)
     assert u["used"] == 2 and u["entropy_bits"] == pytest.approx(1.0)
     assert u["perplexity"] == pytest.approx(2.0)
 
@@ -340,7 +283,7 @@ def test_warm_start_lowers_frame_mse_well_below_the_best_constant(trained):
     cfg, pats, theta0, theta, hist, _ = trained
     X = np.concatenate(pats).astype(float)
     constant = np.mean((X - X.mean(axis=0)) ** 2)         # best output that ignores the input
-    before, after = ws.frame_mse(theta0, cfg, pats), ws.frame_mse(theta, cfg, pats)
+    before, after = bptt.frame_mse(theta0, cfg, pats), bptt.frame_mse(theta, cfg, pats)
     assert after < 0.1 * before           # measured 0.0018-0.0043 vs 0.19 over seeds 0-5
     assert after < 0.25 * constant        # it codes the input: 4-10 % of the best constant
     assert hist[-1]["phase"] == "final" and hist[-1]["frame_mse"] == pytest.approx(after, rel=1e-12)

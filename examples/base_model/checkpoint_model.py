@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pa_ci.frae import FraeConfig, frae_layout
-from pa_ci.params import save_model
+from pa_ci.codec.frae import FraeConfig, frae_layout
+from pa_ci.codec.model_file import save_model
 
 
 def main() -> None:

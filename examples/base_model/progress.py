@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pa_ci.data import build_dataset, default_config
-from pa_ci.frae import FraeConfig
-from pa_ci.objective import VstoiObjective
+from pa_ci.data.dataset import build_dataset, default_config
+from pa_ci.codec.frae import FraeConfig
+from pa_ci.train.objective import VstoiObjective
 
 HERE = Path(__file__).resolve().parent
 FIELDS = ["run", "k", "log_vstoi_last50", "train_vstoi", "test_vstoi", "train_reference",

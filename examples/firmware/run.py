@@ -2,7 +2,7 @@
 
     python examples/firmware/run.py        # writes examples/firmware/figures.json
 
-For each part (decoder, encoder) and value type (float32, int8-row), pa_ci.firmware writes the
+For each part (decoder, encoder) and value type (float32, int8-row), pa_ci.codec.firmware writes the
 C, compiles it with the system compiler (-Os, strict C99, no FMA contraction) for the default
 double arithmetic and for -D<NAME>_FLOAT, and reads code (.text) and weights (.rodata) from the
 object (``size -A``) and the state struct from sizeof. x86-64 code bytes stand in for a
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pa_ci import firmware as fw
-from pa_ci.codec import load_codec
-from pa_ci.data import build_dataset, default_config
-from pa_ci.export import MEMORY_BUDGET_BYTES, export_bytes, from_bytes
-from pa_ci.frae import forward
+from pa_ci.codec import firmware as fw
+from pa_ci.codec.coder import load_codec
+from pa_ci.data.dataset import build_dataset, default_config
+from pa_ci.codec.export import MEMORY_BUDGET_BYTES, export_bytes, from_bytes
+from pa_ci.codec.frae import forward
 
 HERE = Path(__file__).resolve().parent
 

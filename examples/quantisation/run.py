@@ -3,10 +3,10 @@
     python examples/quantisation/run.py            # writes examples/quantisation/results.csv
     python examples/quantisation/run.py --table    # prints the RST table of results.csv only
 
-For decoder magnitude pruning (pa_ci.prune, scope 'decoder', no fine-tuning) at 0, 55, 70 and
+For decoder magnitude pruning (pa_ci.prune.magnitude, scope 'decoder', no fine-tuning) at 0, 55, 70 and
 85 % of the decoder's matrix weights, the pruned float64 model's decoder is written as a sparse
-export (pa_ci.export) in float32, float16, int8 (one scale per tensor), int8-row and int16-row
-(one scale per weight row), and scored on the test split (112 items, pa_ci.codec.DecodedScorer):
+export (pa_ci.codec.export) in float32, float16, int8 (one scale per tensor), int8-row and int16-row
+(one scale per weight row), and scored on the test split (112 items, pa_ci.codec.coder.DecodedScorer):
 
 - ``vstoi``: closed loop, as deployed: the float64 encoder (enc.*) whose copy of the decoder is
   the export's (dequantised) decoder, and the export at the receiver;
@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pa_ci.codec import DecodedScorer, load_codec
-from pa_ci.data import build_dataset, default_config
-from pa_ci.export import export_bytes, from_bytes
-from pa_ci.frae import decode, forward, frae_layout
-from pa_ci.prune import prune
+from pa_ci.codec.coder import load_codec
+from pa_ci.data.dataset import build_dataset, default_config
+from pa_ci.codec.export import export_bytes, from_bytes
+from pa_ci.codec.frae import decode, forward, frae_layout
+from pa_ci.prune.magnitude import prune
+from pa_ci.train.evaluate import DecodedScorer
 
 HERE = Path(__file__).resolve().parent
 CSV = HERE / "results.csv"

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 from pa_ci._files import write_text_atomic
-from pa_ci.codec import load_codec
-from pa_ci.prune import eligible_mask, n_pruned
+from pa_ci.codec.coder import load_codec
+from pa_ci.prune.magnitude import eligible_mask, n_pruned
 
 
 def main() -> None:

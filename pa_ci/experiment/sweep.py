@@ -1,0 +1,707 @@
+"""The paper's pruning-rate sweep (§II-D, §III Figs. 1-7): many protocol runs, one results table.
+
+A sweep is the cross product rates x scopes x methods x perturbation functions g x seeds; every
+point is one run of the paper's protocol (:func:`pa_ci.experiment.protocol.run_one`: proposed = PA training
+with Eq. 5/6, prune, fine-tune; baseline = magnitude pruning, fine-tune). A sweep lives in one
+folder::
+
+    OUT/sweep.json     the grid and what every run shares (the job's description), written first
+    OUT/results.csv    one row per finished run, rewritten atomically after EVERY finished run
+    OUT/failed.json    key -> one-line error of the runs that failed (only when some did)
+    OUT/*.png          the paper's figures (:func:`plot_sweep`, needs matplotlib)
+
+Starting again with the same folder resumes: runs whose key is already in ``results.csv`` are
+skipped, so an interrupted sweep loses at most the runs in flight. Settings that change what a
+run *means* (every spec field that is not a grid axis: ``pa_iters``, ``finetune_iters``,
+``lam``, ...; and the job description, which names the dataset by its key) must match
+``sweep.json``, because a run's key does not contain them; adding rates, scopes, methods, g or
+seeds is allowed. A mismatch is one error naming the setting and both values.
+
+This module holds the grid (:class:`SweepPlan`, :func:`parse_rates`), the folder's ledger
+(``sweep.json``, ``results.csv``, ``failed.json``), :func:`run_sweep` and the summaries and
+figures of the table. Runs are executed in-process (``workers=1``), on a local process pool
+(``workers>1``; a script that calls :func:`run_sweep` with workers must guard its entry point
+with ``if __name__ == "__main__":``), or on a Dask cluster (``scheduler="tcp://host:port"``, the
+optional ``dist`` extra): :mod:`pa_ci.experiment.executors`.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .._files import atomic_path, claim_folder, write_text_atomic
+from ..errors import ParameterError, TrainingError
+from ..progress import ProgressFn
+from .. import prune as _prune    # SCOPES (prune.magnitude), PERTURBATIONS (prune.pruning_aware)
+from ..validate import is_int
+from .executors import (Runner, _connect, _dask, _one_line, _run_dask, _run_here, _run_pool,
+                        parse_scheduler)
+from .protocol import METHODS, RunSpec, run_one
+
+#: Pruning rates of the paper (§II-D): 0.05, 0.10, ..., 0.95.
+PAPER_RATES: tuple[float, ...] = tuple(round(0.05 * i, 10) for i in range(1, 20))
+SCOPES: tuple[str, ...] = tuple(_prune.SCOPES)
+#: Perturbation functions g of Eq. 6 (:data:`pa_ci.prune.PERTURBATIONS`).
+G_NAMES: tuple[str, ...] = tuple(_prune.PERTURBATIONS)
+#: The g recorded for the magnitude baseline, which does not use Eq. 6.
+NO_G = "-"
+#: Leading columns of ``results.csv``; every further key a run returns follows, sorted.
+LEADING_COLUMNS: tuple[str, ...] = (
+    "rate", "scope", "method", "g", "seed", "pa_iters", "finetune_iters",
+    "vstoi_before", "vstoi_pa", "vstoi_pruned", "vstoi_finetuned")
+SWEEP_FORMAT = "pa-ci-sweep"
+#: The grid axes of sweep.json (spec field -> grid name). Every OTHER spec field (pa_iters,
+#: finetune_iters, lam, ...) and the job description define what a run means: they must match
+#: on resume, because a run's key does not contain them.
+AXES = {"rate": "rates", "scope": "scopes", "method": "methods", "g": "gs", "seed": "seeds"}
+
+
+# ----------------------------------------------------------------------------- planning
+#: Upper bound on the rates of one sweep (the paper's grid has 19); more is a typo, not a plan.
+MAX_RATES = 1000
+
+
+def parse_rates(text: str | None = None) -> tuple[float, ...]:
+    """Pruning rates from ``"START..STOP:STEP"`` (inclusive) or ``"R1,R2,..."``.
+
+    ``None`` or ``""`` gives the paper's 0.05..0.95:0.05 (19 rates). Values are rounded to 10
+    decimals (so 3 x 0.05 is 0.15, not 0.15000000000000002), sorted and de-duplicated; every rate
+    must lie in (0, 1).
+    """
+    if text is None or not text.strip():
+        return PAPER_RATES
+    text = text.strip()
+    syntax = "expected 'START..STOP:STEP' or 'R1,R2,...', e.g. '0.05..0.95:0.05' or '0.3,0.7'"
+    try:
+        if ".." in text:
+            span, sep, step_text = text.partition(":")
+            start_text, _, stop_text = span.partition("..")
+            if not sep:
+                raise ValueError
+            start, stop, step = float(start_text), float(stop_text), float(step_text)
+            if not (step > 0 and math.isfinite(step) and stop >= start):
+                raise ParameterError(f"rates {text!r}: need STEP > 0 and STOP >= START")
+            n = int(math.floor((stop - start) / step + 1e-9))
+            if n + 1 > MAX_RATES:
+                raise ParameterError(f"rates {text!r}: {n + 1} rates; expected at most {MAX_RATES} "
+                                     "(a larger STEP)")
+            values = [round(start + i * step, 10) for i in range(n + 1)]
+        else:
+            values = [round(float(part), 10) for part in text.split(",")]
+            if len(values) > MAX_RATES:
+                raise ParameterError(f"rates {text!r}: {len(values)} rates; expected at most {MAX_RATES}")
+    except ParameterError:
+        raise
+    except ValueError:
+        raise ParameterError(f"rates {text!r}: {syntax}") from None
+    for rate in values:
+        if not 0 < rate < 1:
+            raise ParameterError(f"rates {text!r}: every pruning rate must be in (0, 1), got {rate}")
+    return tuple(sorted(set(values)))
+
+
+def _unique(values: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """The grid of a sweep (paper §II-D); :meth:`specs` lists its runs.
+
+    Order of the runs: seed outermost, then scope, method, g, rate, so that an interrupted sweep
+    has complete curves for its first seeds. The ``magnitude`` baseline does not use g (Eq. 6),
+    so it gets ONE run per (rate, scope, seed), recorded with ``g = "-"``.
+
+    Iterations: the ``pa`` runs train ``pa_iters`` PA iterations, then fine-tune
+    ``finetune_iters``; the ``magnitude`` runs fine-tune ``baseline_iters`` (None: the same
+    total, ``pa_iters + finetune_iters``, as the paper: 8000). A baseline of that total is
+    recorded with the grid's ``pa_iters`` and ``finetune_iters`` (its ``finetune_total`` is the
+    sum), any other with ``pa_iters = 0`` and ``finetune_iters = baseline_iters``.
+    """
+
+    rates: tuple[float, ...] = PAPER_RATES
+    scopes: tuple[str, ...] = ("whole", "decoder")
+    methods: tuple[str, ...] = METHODS
+    gs: tuple[str, ...] = ("linear",)
+    seeds: tuple[int, ...] = (0,)
+    pa_iters: int = 1000
+    finetune_iters: int = 7000
+    baseline_iters: int | None = None
+
+    def __post_init__(self) -> None:
+        norm = {
+            "rates": _unique(round(float(r), 10) for r in self.rates),
+            "scopes": _unique(str(s) for s in self.scopes),
+            "methods": _unique(str(m) for m in self.methods),
+            "gs": _unique(str(g) for g in self.gs),
+            "seeds": _unique(self.seeds),
+        }
+        for name, values in norm.items():
+            if not values:
+                raise ParameterError(f"sweep {name}: at least one value is needed")
+            object.__setattr__(self, name, values)
+        for rate in self.rates:
+            if not 0 < rate < 1:
+                raise ParameterError(f"sweep rates: every pruning rate must be in (0, 1), got {rate}")
+        for name, allowed in (("scope", SCOPES), ("method", METHODS), ("g", G_NAMES)):
+            for value in getattr(self, name + "s"):
+                if value not in allowed:
+                    raise ParameterError(f"sweep {name} {value!r}: expected one of {', '.join(allowed)}")
+        for seed in self.seeds:
+            if not is_int(seed) or seed < 0:
+                raise ParameterError(f"sweep seeds: expected integers >= 0, got {seed!r}")
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        for name in ("pa_iters", "finetune_iters"):
+            value = getattr(self, name)
+            if not is_int(value) or value < 0:
+                raise ParameterError(f"sweep {name}: expected an integer >= 0, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if self.baseline_iters is not None:
+            value = self.baseline_iters
+            if not is_int(value) or value < 0:
+                raise ParameterError(f"sweep baseline_iters: expected an integer >= 0, got {value!r}")
+            object.__setattr__(self, "baseline_iters", int(value))
+
+    def _iterations(self, method: str) -> tuple[int, int]:
+        """(pa_iters, finetune_iters) of the runs of ``method`` (see the class docstring)."""
+        total = self.pa_iters + self.finetune_iters
+        if method != "magnitude" or self.baseline_iters in (None, total):
+            return self.pa_iters, self.finetune_iters
+        return 0, int(self.baseline_iters)
+
+    def specs(self, spec_type: Any = None, **fields: Any) -> list[Any]:
+        """The runs, as ``spec_type`` (default :class:`pa_ci.experiment.protocol.RunSpec`) instances;
+        ``fields`` (e.g. ``lam=0.5``) are passed to every spec."""
+        make = spec_type if spec_type is not None else RunSpec
+        out = []
+        for seed in self.seeds:
+            for scope in self.scopes:
+                for method in self.methods:
+                    pa_iters, finetune_iters = self._iterations(method)
+                    for g in (self.gs if method == "pa" else (NO_G,)):
+                        for rate in self.rates:
+                            out.append(make(rate=rate, scope=scope, method=method, g=g, seed=seed,
+                                            pa_iters=pa_iters, finetune_iters=finetune_iters,
+                                            **fields))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+
+def plan_runs(rates: Sequence[float] = PAPER_RATES, scopes: Sequence[str] = ("whole", "decoder"),
+              methods: Sequence[str] = METHODS, gs: Sequence[str] = ("linear",),
+              seeds: Sequence[int] = (0,), pa_iters: int = 1000, finetune_iters: int = 7000,
+              *, baseline_iters: int | None = None, spec_type: Any = None,
+              **fields: Any) -> list[Any]:
+    """The cross product of the grid as run specs; see :class:`SweepPlan` (order, g = "-",
+    iterations: ``baseline_iters`` = the magnitude runs' fine-tuning, default
+    ``pa_iters + finetune_iters``).
+
+    ``fields`` (e.g. ``lam=0.5``) go to every spec; ``spec_type`` defaults to
+    :class:`pa_ci.experiment.protocol.RunSpec`.
+    """
+    plan = SweepPlan(tuple(rates), tuple(scopes), tuple(methods), tuple(gs), tuple(seeds),
+                     pa_iters, finetune_iters, baseline_iters)
+    return plan.specs(spec_type, **fields)
+
+
+# ----------------------------------------------------------------------------- descriptions
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe, repr-free stand-in of ``value`` (bytes and arrays by SHA-256 and size)."""
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        return {"sha256": hashlib.sha256(data.tobytes()).hexdigest(), "shape": list(data.shape),
+                "dtype": str(data.dtype)}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [_jsonable(v) for v in items]
+    return {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
+
+
+def describe_job(job: Any) -> Any:
+    """What ``sweep.json`` records of the shared job: ``job.describe()`` if it has one, else its
+    dataclass fields / dict items (bytes and arrays by SHA-256), never a ``repr``."""
+    if job is not None and callable(getattr(job, "describe", None)):
+        job = job.describe()
+    return json.loads(json.dumps(_jsonable(job), sort_keys=True))
+
+
+def _first_difference(old: Any, new: Any, path: str) -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            found = _first_difference(old.get(key), new.get(key), f"{path}.{key}")
+            if found:
+                return found
+        return None
+    return None if old == new else path
+
+
+def _value_at(record: Any, path: str) -> Any:
+    """The value at a dotted ``path`` (as :func:`_first_difference` names it, ``job.a.b``)."""
+    for key in path.split(".")[1:]:
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
+
+
+def _sorted_values(values: Iterable[Any]) -> list[Any]:
+    """JSON-safe, de-duplicated, sorted (numbers by value, then strings, then the rest)."""
+    unique = {json.dumps(_jsonable(v), sort_keys=True): _jsonable(v) for v in values}
+
+    def order(text: str) -> tuple:
+        v = unique[text]
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return (0, float(v), text)
+        return (1, 0.0, v) if isinstance(v, str) else (2, 0.0, text)
+    return [unique[k] for k in sorted(unique, key=order)]
+
+
+def _grid_of(specs: Sequence[Any]) -> dict[str, list]:
+    """Per spec field, its values (axes under their grid names: rates, scopes, ...)."""
+    values: dict[str, list] = defaultdict(list)
+    for spec in specs:
+        for name, value in _spec_dict(spec).items():
+            values[AXES.get(name, name)].append(value)
+    return {name: _sorted_values(v) for name, v in values.items()}
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    if callable(getattr(spec, "to_dict", None)):
+        return dict(spec.to_dict())
+    return dataclasses.asdict(spec)
+
+
+# ----------------------------------------------------------------------------- results table
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(_jsonable(value), sort_keys=True)
+    return str(value)
+
+
+def _parse_cell(text: str) -> Any:
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _row_order(row: dict[str, str]) -> tuple:
+    def num(name: str) -> float:
+        try:
+            return float(row.get(name, ""))
+        except ValueError:
+            return math.inf
+    return (row.get("scope", ""), row.get("method", ""), row.get("g", ""), num("rate"),
+            num("seed"), row.get("key", ""))
+
+
+def _columns(rows: Iterable[dict[str, str]]) -> list[str]:
+    seen: set[str] = set()
+    for row in rows:
+        seen.update(row)
+    return list(LEADING_COLUMNS) + sorted(seen - set(LEADING_COLUMNS))
+
+
+def _write_csv(path: Path, rows: dict[str, dict[str, str]]) -> None:
+    ordered = sorted(rows.values(), key=_row_order)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_columns(ordered), restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(ordered)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def _read_csv(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames or []
+            if "key" not in fields:
+                raise TrainingError(f"{path}: not a pa-ci sweep table (no 'key' column)")
+            return {row["key"]: {k: v for k, v in row.items() if v != ""} for row in reader}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise TrainingError(f"{path}: cannot read the sweep table ({exc})") from None
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a sweep's ``results.csv`` (or of the folder holding it), numbers parsed."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.csv"
+    if not path.is_file():
+        raise TrainingError(f"{path}: no sweep results (file missing)")
+    rows = _read_csv(path)
+    return [{k: _parse_cell(v) for k, v in row.items()}
+            for row in sorted(rows.values(), key=_row_order)]
+
+
+# ----------------------------------------------------------------------------- running
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` did. ``rows``: every finished run of the folder (old and new), in
+    ``results.csv`` order, numbers parsed; ``failed``: key -> one-line error of this call."""
+
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def csv_path(self) -> Path:
+        return self.out_dir / "results.csv"
+
+
+class _Ledger:
+    """Main-process book-keeping: rows, failures, the files, progress calls."""
+
+    def __init__(self, out_dir: Path, rows: dict[str, dict[str, str]], total: int,
+                 progress: ProgressFn | None) -> None:
+        self.out_dir, self.rows, self.total, self.progress = out_dir, rows, total, progress
+        self.done: list[str] = []
+        self.failed: dict[str, str] = {}
+        self.count = 0
+
+    def finished(self, spec: Any, result: Any) -> None:
+        key = spec.key()
+        if not isinstance(result, dict):
+            self.error(spec, TypeError(f"runner returned {type(result).__name__}, expected dict"))
+            return
+        row = _spec_dict(spec)
+        row.update(result)
+        row["key"] = key
+        self.rows[key] = {str(k): _cell(v) for k, v in row.items() if v is not None}
+        _write_csv(self.out_dir / "results.csv", self.rows)
+        self.done.append(key)
+        self.count += 1
+        if self.progress is not None:
+            self.progress(self.count, self.total, {
+                "key": key, "vstoi_pruned": result.get("vstoi_pruned"),
+                "vstoi_finetuned": result.get("vstoi_finetuned")})
+
+    def error(self, spec: Any, exc: BaseException) -> None:
+        key = spec.key()
+        self.failed[key] = _one_line(exc)
+        self.write_failed()
+        self.count += 1
+        if self.progress is not None:
+            self.progress(self.count, self.total, {"key": key, "error": self.failed[key]})
+
+    def write_failed(self) -> None:
+        path = self.out_dir / "failed.json"
+        if self.failed:
+            write_text_atomic(path, json.dumps(self.failed, indent=1, sort_keys=True) + "\n")
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _prepare(specs: Sequence[Any], job: Any, out_dir: Path) -> dict[str, dict[str, str]]:
+    """Check a resumed folder against the new sweep, write sweep.json, return the finished rows."""
+    if not specs:
+        raise ParameterError(f"{out_dir}: the sweep has no runs")
+    keys = [s.key() for s in specs]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise ParameterError(f"sweep: run {dup!r} is listed more than once")
+    grid = _grid_of(specs)
+    record = {"format": SWEEP_FORMAT, "grid": grid, "job": describe_job(job)}
+    config_path, csv_path = out_dir / "sweep.json", out_dir / "results.csv"
+    rows: dict[str, dict[str, str]] = {}
+    if config_path.exists():
+        try:
+            old = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise TrainingError(f"{config_path}: unreadable sweep settings ({exc})") from None
+        if not isinstance(old, dict) or old.get("format") != SWEEP_FORMAT:
+            raise TrainingError(f"{config_path}: not a pa-ci sweep folder")
+        old_grid = old.get("grid", {})
+        axes = set(AXES.values())
+        where = next((n for n in sorted(set(old_grid) | set(grid))
+                      if n not in axes and old_grid.get(n) != grid.get(n)), None)
+        values = f" (stored {old_grid.get(where)}, now {grid.get(where)})" if where else ""
+        if not where:
+            where = _first_difference(old.get("job"), record["job"], "job")
+            if where:
+                values = (f" (stored {_value_at(old.get('job'), where)}, now "
+                          f"{_value_at(record['job'], where)})")
+        if where:
+            raise TrainingError(
+                f"{config_path}: setting {where!r} differs from the sweep in this folder{values}; "
+                "use another output folder (results are not mixed)")
+        for name in axes & set(old_grid):  # a resumed sweep may add grid points
+            grid[name] = _sorted_values(old_grid[name] + grid.get(name, []))
+        if csv_path.exists():
+            rows = _read_csv(csv_path)
+    elif csv_path.exists():
+        raise TrainingError(f"{csv_path}: results without sweep.json; use another output folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(config_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return rows
+
+
+def run_sweep(specs: Sequence[Any], job: Any, out_dir: str | os.PathLike, *,
+              runner: Runner | None = None, workers: int = 1, scheduler: str | None = None,
+              progress: ProgressFn | None = None) -> SweepResult:
+    """Run every spec not yet in ``out_dir/results.csv``: ``runner(spec, job) -> dict``.
+
+    ``runner`` defaults to :func:`pa_ci.experiment.protocol.run_one`; it and ``job`` must be picklable for
+    ``workers > 1`` or a ``scheduler``. ``workers=1`` runs in this process; ``workers>1`` uses a
+    "spawn" process pool with ``NUMBA_NUM_THREADS = cores // workers`` (set in the environment
+    before the pool starts, which spawned children inherit, and via ``numba.set_num_threads`` in
+    each worker). ``scheduler="tcp://host:port"`` submits to that Dask scheduler instead
+    (``workers`` is then ignored; size the Dask workers' threads yourself).
+
+    A run that raises is recorded in ``out_dir/failed.json`` and the others go on; the result's
+    ``failed`` lists them. ``progress(done, total, info)`` is called after each finished or
+    failed run (``total`` = runs to do in this call; ``info``: key and vstoi_pruned /
+    vstoi_finetuned, or key and error). Ctrl-C cancels the pending runs, keeps results.csv as
+    it is and re-raises KeyboardInterrupt.
+    """
+    if not is_int(workers) or workers < 1:
+        raise ParameterError(f"sweep workers: expected an integer >= 1, got {workers!r}")
+    if scheduler:
+        parse_scheduler(scheduler)
+    dask = _dask() if scheduler else None  # fail before touching the folder
+    client = _connect(scheduler, dask[0]) if dask is not None else None
+    out = Path(out_dir)
+    try:
+        with claim_folder(out, "sweep", TrainingError):
+            rows = _prepare(specs, job, out)
+            todo = [s for s in specs if s.key() not in rows]
+            skipped = [s.key() for s in specs if s.key() in rows]
+            ledger = _Ledger(out, rows, len(todo), progress)
+            run = runner if runner is not None else run_one
+            if dask is not None:
+                _run_dask(todo, job, run, client, ledger, dask[1])
+            elif workers == 1 or len(todo) <= 1:
+                _run_here(todo, job, run, ledger)
+            else:
+                _run_pool(todo, job, run, min(workers, len(todo)), ledger)
+            ledger.write_failed()  # on normal completion: also clears a stale failed.json
+            parsed = [{k: _parse_cell(v) for k, v in row.items()}
+                      for row in sorted(rows.values(), key=_row_order)]
+            return SweepResult(out, parsed, ledger.done, skipped, ledger.failed)
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+# ----------------------------------------------------------------------------- summaries
+def _number(value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return x
+
+
+def _stats(values: list[float]) -> tuple[float | None, float | None, float | None]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None, None, None
+    return float(np.mean(finite)), float(min(finite)), float(max(finite))
+
+
+def summary_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (scope, rate, method, g): seeds ``n``, mean/min/max of vstoi_pruned and
+    vstoi_finetuned; pa rows also get ``pruned_gain`` / ``finetuned_gain`` = PA seed mean minus
+    the magnitude seed mean at the same (scope, rate) (None without a baseline)."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        key = (str(row.get("scope")), _number(row.get("rate")), str(row.get("method")),
+               str(row.get("g")))
+        groups[key].append(row)
+    table = []
+    for (scope, rate, method, g), members in sorted(groups.items()):
+        entry: dict[str, Any] = {"scope": scope, "rate": rate, "method": method, "g": g,
+                                 "n": len(members)}
+        for name in ("vstoi_pruned", "vstoi_finetuned"):
+            mean, lo, hi = _stats([_number(r.get(name)) for r in members])
+            entry.update({f"{name}_mean": mean, f"{name}_min": lo, f"{name}_max": hi})
+        table.append(entry)
+    baseline = {(e["scope"], e["rate"]): e for e in table if e["method"] == "magnitude"}
+    for entry in table:
+        if entry["method"] != "pa":
+            continue
+        base = baseline.get((entry["scope"], entry["rate"]))
+        for name, gain in (("vstoi_pruned", "pruned_gain"), ("vstoi_finetuned", "finetuned_gain")):
+            a = entry[f"{name}_mean"]
+            b = base[f"{name}_mean"] if base else None
+            entry[gain] = None if a is None or b is None else a - b
+    return table
+
+
+# ----------------------------------------------------------------------------- figures
+def _curve(rows: Sequence[dict[str, Any]], column: str) -> tuple[np.ndarray, ...] | None:
+    """Rates, seed mean, min, max of ``column`` (rows without a finite value are left out)."""
+    by_rate: dict[float, list[float]] = defaultdict(list)
+    for row in rows:
+        value = _number(row.get(column))
+        if math.isfinite(value):
+            by_rate[_number(row.get("rate"))].append(value)
+    if not by_rate:
+        return None
+    rates = np.array(sorted(by_rate))
+    values = [by_rate[r] for r in rates]
+    return (rates, np.array([np.mean(v) for v in values]), np.array([min(v) for v in values]),
+            np.array([max(v) for v in values]))
+
+
+def _select(rows: Sequence[dict[str, Any]], **want: str) -> list[dict[str, Any]]:
+    return [r for r in rows if all(str(r.get(k)) == v for k, v in want.items())]
+
+
+def _gs(rows: Sequence[dict[str, Any]]) -> list[str]:
+    present = {str(r.get("g")) for r in rows}
+    known = [g for g in G_NAMES if g in present]
+    return known + sorted(present - set(known))
+
+
+def _draw(ax: Any, curve: tuple[np.ndarray, ...], label: str) -> None:
+    rates, mean, lo, hi = curve
+    # The mean of equal values can differ from them in the last bit: clip the bars at 0.
+    yerr = np.maximum([mean - lo, hi - mean], 0.0)
+    line = ax.errorbar(rates, mean, yerr=yerr, marker="o", markersize=3,
+                       capsize=2, label=label)
+    if np.any(hi > lo):
+        ax.fill_between(rates, lo, hi, alpha=0.15, color=line[0].get_color())
+
+
+def plot_sweep(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike) -> list[Path]:
+    """The paper's figures from sweep rows (mean over seeds, min-max bars and band); returns the
+    PNGs written, ``[]`` when matplotlib is missing or nothing can be drawn.
+
+    baseline.png (Fig. 1: magnitude pruning per scope), pruned_whole.png / pruned_decoder.png
+    (Figs. 2-4: magnitude vs PA per g after pruning), g_functions.png (Fig. 5: PA per g, needs
+    two g), before_pruning.png (Fig. 6: PA after training, before pruning, and the unpruned
+    model), finetuned.png (Fig. 7: after fine-tuning, per scope). A figure whose rows are absent
+    is skipped.
+    """
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    rows = list(rows)
+    out = Path(out_dir)
+    written: list[Path] = []
+    scopes = [s for s in SCOPES if _select(rows, scope=s)]
+
+    def figure(name: str, panels: list[tuple[str, list[tuple[str, tuple | None]], Any]]) -> None:
+        panels = [(t, [(lab, c) for lab, c in series if c is not None], extra)
+                  for t, series, extra in panels]
+        panels = [p for p in panels if p[1]]
+        if not panels:
+            return
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False,
+                                 sharey=True, constrained_layout=True)
+        for ax, (title, series, extra) in zip(axes[0], panels):
+            for label, curve in series:
+                _draw(ax, curve, label)
+            if extra is not None:
+                extra(ax)
+            ax.set(title=title, xlabel="pruning rate")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        axes[0][0].set_ylabel("VSTOI")
+        path = out / name
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+        plt.close(fig)
+        written.append(path)
+
+    def pa_label(g: str) -> str:
+        return f"pruning-aware (g={g})"
+
+    # Fig. 1: the magnitude baseline, whole vs decoder (one panel, one curve per scope).
+    baseline = [(s, _curve(_select(rows, scope=s, method="magnitude"), "vstoi_pruned"))
+                for s in scopes]
+    figure("baseline.png", [("magnitude pruning (baseline), after pruning", baseline, None)])
+    # Figs. 2-4: after pruning, baseline vs PA, one figure per scope.
+    for scope in scopes:
+        pa_rows = _select(rows, scope=scope, method="pa")
+        if not pa_rows:
+            continue
+        series = [("magnitude", _curve(_select(rows, scope=scope, method="magnitude"),
+                                       "vstoi_pruned"))]
+        series += [(pa_label(g), _curve(_select(pa_rows, g=g), "vstoi_pruned")) for g in _gs(pa_rows)]
+        figure(f"pruned_{scope}.png", [(f"{scope}: after pruning", series, None)])
+    # Fig. 5: the perturbation functions (only meaningful with at least two of them).
+    panels = []
+    for scope in scopes:
+        pa_rows = _select(rows, scope=scope, method="pa")
+        if len(_gs(pa_rows)) < 2:
+            continue
+        series = [("magnitude", _curve(_select(rows, scope=scope, method="magnitude"),
+                                       "vstoi_pruned"))]
+        series += [(f"g={g}", _curve(_select(pa_rows, g=g), "vstoi_pruned")) for g in _gs(pa_rows)]
+        panels.append((f"{scope}: perturbation functions g (Eq. 6)", series, None))
+    figure("g_functions.png", panels)
+    # Fig. 6: after PA training, before pruning, with the unpruned model as reference.
+    before = [v for v in (_number(r.get("vstoi_before")) for r in rows) if math.isfinite(v)]
+
+    def reference(ax: Any) -> None:
+        if before:  # the same starting model for every run: its VSTOI (mean in case of noise)
+            ax.axhline(float(np.mean(before)), color="k", linestyle="--", linewidth=1,
+                       label="unpruned model")
+
+    panels = []
+    for scope in scopes:
+        pa_rows = _select(rows, scope=scope, method="pa")
+        series = [(pa_label(g), _curve(_select(pa_rows, g=g), "vstoi_pa")) for g in _gs(pa_rows)]
+        panels.append((f"{scope}: after PA training, before pruning", series, reference))
+    figure("before_pruning.png", panels)
+    # Fig. 7: after fine-tuning, baseline vs PA, per scope.
+    panels = []
+    for scope in scopes:
+        pa_rows = _select(rows, scope=scope, method="pa")
+        series = [("magnitude", _curve(_select(rows, scope=scope, method="magnitude"),
+                                       "vstoi_finetuned"))]
+        series += [(pa_label(g), _curve(_select(pa_rows, g=g), "vstoi_finetuned"))
+                   for g in _gs(pa_rows)]
+        panels.append((f"{scope}: after fine-tuning", series, None))
+    figure("finetuned.png", panels)
+    return written
