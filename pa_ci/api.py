@@ -70,10 +70,11 @@ def prune_model(codec: Codec | PathLike | None = None, rate: float = 0.55, scope
     lambda), magnitude pruning of ``rate`` of the ``scope``'s matrix weights, ``finetune_iters``
     fine-tuning iterations with the mask fixed; ``method="magnitude"``: prune, then
     ``finetune_iters`` fine-tuning iterations. The counts are exactly what runs; the defaults are
-    the paper's (1000 + 7000 for pa, 8000 for magnitude: :func:`pa_ci.experiment.protocol.protocol_spec`),
-    about 1.8 h per run on all 100 train items, so pass smaller counts and ``batch_size`` for a
-    quick look. SPSA trains on ``dataset``'s train split and the figures are scored on its test
-    split (``dataset``: a :class:`~pa_ci.data.Dataset`, a folder, or None for the default).
+    the paper's (1000 + 7000 for pa, 8000 for magnitude:
+    :func:`pa_ci.experiment.protocol.protocol_spec`), about an hour per run on all 100 train items
+    on a 2-core machine, so pass smaller counts and ``batch_size`` for a quick look. SPSA trains
+    on ``dataset``'s train split and the figures are scored on its test split (``dataset``: a
+    :class:`~pa_ci.data.Dataset`, a folder, or None for the default).
 
     ``run_dir``: where the run folder goes (resumable with ``resume``; see
     :mod:`pa_ci.experiment.protocol`); None runs in a temporary folder that is removed, the returned codec

@@ -22,7 +22,16 @@ from typing import Any
 
 import click
 
+from .codec.config import FraeConfig
 from .errors import PaCiError, ParameterError
+from .experiment.spec import METHODS
+from .prune.magnitude import SCOPES
+from .prune.pruning_aware import PERTURBATIONS
+from .train.spsa import Gains
+
+# Choices and defaults are the library's (these modules load NumPy only, not the kernels).
+_PAPER_GAINS = Gains()
+_FRAE_DEFAULTS = FraeConfig()
 
 #: Exit statuses (click's convention): a runtime error, a usage error, an interrupt (128 + SIGINT).
 EXIT_RUNTIME = 1
@@ -319,16 +328,16 @@ def _gains_options(f):
     a_k = a/(A+k+1)^gamma, c_k = c/(k+1)^beta). The options use Spall's names, so the paper's
     gamma is --alpha and its beta is --gamma."""
     for opt in reversed([
-        click.option("--a", "gain_a", type=float, default=1.0, show_default=True,
+        click.option("--a", "gain_a", type=float, default=_PAPER_GAINS.a, show_default=True,
                      help="SPSA step gain a of a_k = a/(A+k+1)^alpha (the paper's a, Eq. 7)."),
-        click.option("--A", "gain_A", type=float, default=10273.0, show_default=True,
+        click.option("--A", "gain_A", type=float, default=_PAPER_GAINS.A, show_default=True,
                      help="SPSA stability constant A of a_k (the paper's A)."),
-        click.option("--c", "gain_c", type=float, default=0.020765, show_default=True,
+        click.option("--c", "gain_c", type=float, default=_PAPER_GAINS.c, show_default=True,
                      help="SPSA perturbation size c of c_k = c/(k+1)^gamma (the paper's c)."),
-        click.option("--alpha", type=float, default=0.602, show_default=True,
+        click.option("--alpha", type=float, default=_PAPER_GAINS.alpha, show_default=True,
                      help="Decay exponent of the step gain a_k (Spall's alpha; the paper's "
                           "gamma)."),
-        click.option("--gamma", type=float, default=0.101, show_default=True,
+        click.option("--gamma", type=float, default=_PAPER_GAINS.gamma, show_default=True,
                      help="Decay exponent of the perturbation c_k (Spall's gamma; the paper's "
                           "beta).")]):
         f = opt(f)
@@ -336,7 +345,6 @@ def _gains_options(f):
 
 
 def _gains(gain_a: float, gain_A: float, gain_c: float, alpha: float, gamma: float):
-    from .train.spsa import Gains
     return Gains(a=gain_a, A=gain_A, c=gain_c, alpha=alpha, gamma=gamma)
 
 
@@ -369,15 +377,17 @@ def _load_model_arg(model: Path | None):
               help="Reject steps that lower the VSTOI by more than this (Spall's blocking).")
 @click.option("--calibrate", "calibrate_step", type=float, default=None,
               help="Set a and A by Spall's calibration for this first step per weight (keeps c).")
-@click.option("--enc-hidden", type=click.IntRange(min=1), default=14, show_default=True,
+@click.option("--enc-hidden", type=click.IntRange(min=1), default=_FRAE_DEFAULTS.enc_hidden, show_default=True,
               help="Units of the encoder GRU.")
-@click.option("--dec-hidden", type=click.IntRange(min=1), default=14, show_default=True,
+@click.option("--dec-hidden", type=click.IntRange(min=1), default=_FRAE_DEFAULTS.dec_hidden, show_default=True,
               help="Units of the decoder GRU.")
-@click.option("--latent-dim", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--latent-dim", type=click.IntRange(min=1), default=_FRAE_DEFAULTS.latent_dim, show_default=True,
               help="Dimension of the latent the vector quantiser codes.")
-@click.option("--codebook-size", type=click.IntRange(min=2), default=64, show_default=True,
+@click.option("--codebook-size", type=click.IntRange(min=2), default=_FRAE_DEFAULTS.codebook_size,
+              show_default=True,
               help="Codewords of the vector quantiser (64: 6 bits per frame).")
-@click.option("--output-maxima", type=click.IntRange(min=0), default=8, show_default=True,
+@click.option("--output-maxima", type=click.IntRange(min=0), default=_FRAE_DEFAULTS.output_maxima,
+              show_default=True,
               help="Decoder keeps this many largest channels per frame (0: all).")
 @_dataset_option
 @_tiny_option
@@ -395,7 +405,6 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
     Progress (iteration, VSTOI, ETA) goes to stderr; Ctrl-C checkpoints, --resume continues.
     """
     from .codec.coder import load_codec
-    from .codec.frae import FraeConfig
     from .train.training import TrainOptions, train
 
     _check_data_options(tiny, dataset_dir)
@@ -527,7 +536,34 @@ def decode_command(source: Path, output: Path, model: Path | None, as_json: bool
 
 
 # ----------------------------------------------------------------------------- pruning
-_SCOPE_CHOICE = click.Choice(["whole", "decoder", "encoder"])
+_SCOPE_CHOICE = click.Choice(list(SCOPES))
+
+
+def _spsa_run_options(f):
+    """--seed, --batch-size, --checkpoint-every and the gains of a pruning or schedule run."""
+    f = _gains_options(f)
+    f = click.option("--checkpoint-every", type=click.IntRange(min=1), default=25, show_default=True,
+                     help="Write a checkpoint every this many SPSA iterations (and on Ctrl-C).")(f)
+    f = click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                     help="Items per SPSA evaluation (default: the whole train split, as the "
+                          "paper).")(f)
+    return click.option("--seed", type=int, default=0, show_default=True,
+                        help="Seed of the SPSA perturbations.")(f)
+
+
+def _schedule_epoch_options(prefix: str = ""):
+    """--epoch-iters and --epochs of a schedule run (`pa-ci schedule`, `pa-ci prune --schedule`)."""
+    def text(s: str) -> str:
+        return prefix + s if prefix else s[0].upper() + s[1:]
+
+    def decorate(f):
+        f = click.option("--epochs", type=click.IntRange(min=1), default=None,
+                         help=text("epochs to run (default: the file's pa_ci.epochs, else the "
+                                   "last pruning epoch + 1)."))(f)
+        return click.option("--epoch-iters", type=click.IntRange(min=0), default=None,
+                            help=text("SPSA iterations per schedule epoch (default: the "
+                                      "file's pa_ci.iterations_per_epoch, else 100)."))(f)
+    return decorate
 
 
 @cli.command("prune")
@@ -536,10 +572,10 @@ _SCOPE_CHOICE = click.Choice(["whole", "decoder", "encoder"])
               help="Fraction of the scope's matrix weights set to zero (0..1), e.g. 0.55.")
 @click.option("--scope", type=_SCOPE_CHOICE, default="whole", show_default=True,
               help="Eligible weights: encoder + decoder, decoder only, or encoder only.")
-@click.option("--method", type=click.Choice(["pa", "magnitude"]), default="pa", show_default=True,
+@click.option("--method", type=click.Choice(list(METHODS)), default="pa", show_default=True,
               help="pa: PA training (Eq. 5/6), prune, fine-tune (the paper's proposal); "
                    "magnitude: prune, fine-tune (its baseline).")
-@click.option("--g", "g", type=click.Choice(["linear", "quadratic", "cubic", "sqrt"]), default="linear",
+@click.option("--g", "g", type=click.Choice(list(PERTURBATIONS)), default="linear",
               show_default=True, help="Perturbation function of Eq. 6.")
 @click.option("--lambda", "lam", type=float, default=1.0, show_default=True, help="lambda of Eq. 5.")
 @click.option("--pa-iters", type=click.IntRange(min=0), default=None,
@@ -548,24 +584,14 @@ _SCOPE_CHOICE = click.Choice(["whole", "decoder", "encoder"])
 @click.option("--finetune-iters", type=click.IntRange(min=0), default=None,
               help="Fine-tuning iterations after pruning, exactly this many for either method "
                    "(default: the paper's, 7000 for pa and 8000 for magnitude, the same total).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the SPSA perturbations.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Items per SPSA evaluation (default: the whole train split, as the paper).")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=25, show_default=True,
-              help="Write a checkpoint every this many SPSA iterations (and on Ctrl-C).")
-@_gains_options
+@_spsa_run_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Run folder: model.npz (pruned + fine-tuned), pruned.npz, result.json, stages.")
 @click.option("--resume", is_flag=True, help="Continue the run in OUTPUT (finished stages are kept).")
 @click.option("--schedule", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Run a Distiller-style YAML compression schedule instead of --rate "
                    "(per-tensor pruners, fine-tuning between pruning events).")
-@click.option("--epoch-iters", type=click.IntRange(min=0), default=None,
-              help="With --schedule: SPSA iterations per schedule epoch (default: the file's "
-                   "pa_ci.iterations_per_epoch, else 100).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="With --schedule: epochs to run (default: the file's pa_ci.epochs, else the "
-                   "last pruning epoch + 1).")
+@_schedule_epoch_options("With --schedule: ")
 @_dataset_option
 @_tiny_option
 @_json_option
@@ -624,8 +650,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     r = run_protocol(source, spec, output, train_items=dataset.train, eval_items=dataset.test,
                      gains=gains, batch_size=batch_size, checkpoint_every=checkpoint_every,
                      resume=resume, progress=lambda stage: Progress(labels[stage]),
-                     dataset=dataset.record())
-    r = _with_export(r, output, source, scope)
+                     dataset=dataset.record(), export_part=scope)
     text = (f"{method} pruning of {scope} weights at rate {rate:g} (test split, {r['eval_items']} items)\n"
             f"  VSTOI before {r['vstoi_before']:.4f}"
             + (f"   after PA training {r['vstoi_pa']:.4f}" if method == "pa" else "")
@@ -638,19 +663,6 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
             f"{r['dense_float32_bytes']} bytes; budget {MEMORY_BUDGET_BYTES // 1024} kB)\n"
             f"  {_dataset_line(r.get('dataset'))}; wrote {r['model']} and {r['export']}")
     _emit(as_json, r, text)
-
-
-def _with_export(r: dict, output: Path, source: Any, part: str) -> dict:
-    """Write OUTPUT/<part>.pacx from the run's model.npz; the figures plus where and how big."""
-    from .codec.export import MEMORY_BUDGET_BYTES, write_export
-    from .codec.frae import FraeConfig
-    from .codec.model_file import load_model
-    final = load_model(output / "model.npz")     # a resumed, finished run has only the file
-    info = write_export(output / f"{part}.pacx", final.theta, FraeConfig.from_dict(source.config),
-                        part=part, model_hash=final.hash)
-    return {**r, "model": str(output / "model.npz"), "source_model": str(source.path),
-            "export": str(info.path), "export_part": part, "size_bytes": info.n_bytes,
-            "dense_float32_bytes": info.dense_float32_bytes, "budget_bytes": MEMORY_BUDGET_BYTES}
 
 
 def _prune_schedule(model: Path | None, schedule_file: Path, output: Path, epoch_iters: int | None,
@@ -677,8 +689,7 @@ def _prune_schedule(model: Path | None, schedule_file: Path, output: Path, epoch
                      iterations_per_epoch=epoch_iters, epochs=epochs, gains=gains,
                      batch_size=batch_size, seed=seed, checkpoint_every=checkpoint_every,
                      resume=resume, progress=_ScheduleProgress(enabled=not as_json), on_epoch=show,
-                     dataset=dataset.record())
-    r = _with_export(r, output, source, "whole")
+                     dataset=dataset.record(), export_part="whole")
     lines = [f"schedule {schedule_file}: {r['epochs']} epochs x {r['iterations_per_epoch']} SPSA "
              f"iterations, pruning at epoch{'s' if len(r['pruning_epochs']) > 1 else ''} "
              f"{_epoch_list(r['pruning_epochs'])} "
@@ -694,6 +705,36 @@ def _prune_schedule(model: Path | None, schedule_file: Path, output: Path, epoch
                  f"{r['dense_float32_bytes']} bytes); wrote {r['model']}, {r['export']}, "
                  f"{output / 'epochs.csv'}, {output / 'events.csv'}")
     _emit(as_json, r, "\n".join(lines))
+
+
+@cli.command("schedule")
+@click.argument("schedule_file", metavar="FILE.yaml", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path), required=False)
+@_schedule_epoch_options()
+@_spsa_run_options
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Run folder: model.npz, whole.pacx, epochs.csv, events.csv, result.json, epochs/.")
+@click.option("--resume", is_flag=True, help="Continue the run in OUTPUT (finished epochs are kept).")
+@_dataset_option
+@_tiny_option
+@_json_option
+def schedule_command(schedule_file: Path, model: Path | None, epoch_iters: int | None,
+                     epochs: int | None, seed: int, batch_size: int | None, checkpoint_every: int,
+                     gain_a: float, gain_A: float, gain_c: float, alpha: float, gamma: float,
+                     output: Path, resume: bool, dataset_dir: Path | None, tiny: bool,
+                     as_json: bool) -> None:
+    """Run the compression schedule FILE.yaml on MODEL (default: the shipped model).
+
+    Distiller's compression-schedule format (SensitivityPruner, SparsityLevelParameterPruner,
+    AutomatedGradualPruner, MagnitudeParameterPruner; policies with starting_epoch /
+    ending_epoch (exclusive) / frequency, or epochs: [...]), where an epoch is --epoch-iters SPSA
+    iterations of fine-tuning with the pruned weights fixed. `pa-ci sensitivity` proposes one.
+    Same as `pa-ci prune --schedule FILE.yaml`. See `pydoc pa_ci.prune.schedule`.
+    """
+    _check_data_options(tiny, dataset_dir)
+    _prune_schedule(model, schedule_file, output, epoch_iters, epochs, seed, batch_size,
+                    checkpoint_every, _gains(gain_a, gain_A, gain_c, alpha, gamma), resume, tiny,
+                    dataset_dir, as_json)
 
 
 class _ScheduleProgress:
@@ -755,11 +796,7 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
     per-tensor SensitivityPruner multipliers s whose threshold s x std prunes the proposed level
     on this model (Distiller's format, for `pa-ci prune --schedule`).
     """
-    from .prune import sensitivity as sens
-    from ._files import write_text_atomic
-    from .codec.frae import FraeConfig
-    from .train.objective import VstoiObjective
-    out_dir = output
+    from .prune.sensitivity import run_analysis, sparsity_levels
     _check_data_options(tiny, dataset_dir)
     if target_sparsity is not None and \
             ctx.get_parameter_source("tolerance") is click.core.ParameterSource.COMMANDLINE:
@@ -771,52 +808,25 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
         raise click.BadParameter(f"{target_sparsity!r}; expected a number in (0, 1)",
                                  param_hint="--target-sparsity")
     source = _load_model_arg(model)
-    levels = sens.sparsity_levels(*sense_range)
+    sparsity_levels(*sense_range)   # refuse a bad range, and a bad name, before building the dataset
     names = None if tensors is None else [t.strip() for t in tensors.split(",") if t.strip()]
-    for name in names or ():        # refuse a bad name before building the dataset
+    for name in names or ():
         source.layout[name]
     dataset = _dataset(tiny, dataset_dir)
     items = dataset.split(split)
-    objective = VstoiObjective(items, FraeConfig.from_dict(source.config), extended=extended)
-    metric_name = "ESTOI" if extended else "VSTOI"
-    reference = float(objective(source.theta[None, :], 0)[0])
-    rows = sens.analyze(source.theta, source.layout, lambda th: float(objective(th[None, :], 0)[0]),
-                        levels, tensors=names, batch_metric=lambda ths: objective(ths, 0),
-                        progress=Progress("sensitivity", enabled=not as_json))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = out_dir / "sensitivity.csv", out_dir / "sensitivity.png"
-    sens.write_csv(rows, csv_path)
-    try:
-        sens.plot(rows, png_path, metric_name=metric_name, reference=reference)
-    except PaCiError as exc:        # matplotlib missing: the CSV is the result, say so once
-        click.echo(f"warning: {exc}", err=True)
-        png_path = None
-    if target_sparsity is None:
-        proposed = sens.propose_levels(rows, tolerance, reference=reference)
-    else:
-        proposed, tolerance = sens.propose_for_sparsity(rows, target_sparsity, reference=reference)
-    overall = sens.proposed_sparsity(rows, proposed)
-    s_values = sens.propose_sensitivities(source.theta, source.layout, proposed)
-    how = f"--tolerance {tolerance:g}" if target_sparsity is None else \
-        f"--target-sparsity {target_sparsity:g} (tolerance {tolerance:.4f})"
-    comment = (f"Proposed by: pa-ci sensitivity --range {' '.join(f'{v:g}' for v in sense_range)} "
-               f"--split {split} {how}\nModel {source.path} ({source.hash}); "
-               f"per tensor the largest level whose {metric_name} stays within {tolerance:g} of "
-               f"{reference:.4f}.\nApplied in one pruning event; s x std prunes these levels on this model:\n"
-               + "\n".join(f"  {t}: level {proposed[t]:g}" for t in proposed)
-               + f"\nOverall sparsity of these tensors: {overall:.4f}")
-    yaml_path = out_dir / "proposed_schedule.yaml"
-    write_text_atomic(yaml_path, sens.schedule_yaml(s_values, comment=comment))
-    config = {"model": str(source.path), "model_hash": source.hash, "range": list(sense_range),
-              "levels": levels, "tensors": sorted({r.tensor for r in rows}), "split": split,
-              "items": len(items), "metric": metric_name, "reference": reference,
-              "tolerance": tolerance, "target_sparsity": target_sparsity, "tiny": tiny,
-              "dataset": dataset.record()}
-    write_text_atomic(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
-    payload = {**config, "csv": str(csv_path), "png": None if png_path is None else str(png_path),
-               "proposed_schedule": str(yaml_path), "proposed_levels": proposed,
-               "proposed_sensitivities": s_values, "proposed_sparsity": overall,
-               "rows": [{"tensor": r.tensor, "sparsity": r.sparsity, "metric": r.metric} for r in rows]}
+    result = run_analysis(source, items, sense_range=sense_range, tensors=names, split=split,
+                          extended=extended, tolerance=tolerance, target_sparsity=target_sparsity,
+                          dataset=dataset.record(), tiny=tiny,
+                          progress=Progress("sensitivity", enabled=not as_json))
+    paths = result.write(output)
+    if paths["warning"]:            # matplotlib missing: the CSV is the result, say so once
+        click.echo(f"warning: {paths['warning']}", err=True)
+    payload = result.to_dict(paths)
+    rows, levels, proposed, s_values = (result.rows, result.config["levels"], result.proposed,
+                                        result.sensitivities)
+    metric_name, reference, tolerance = result.metric_name, result.reference, result.tolerance
+    overall, csv_path, png_path, yaml_path = (result.proposed_sparsity, paths["csv"], paths["png"],
+                                              paths["proposed_schedule"])
     by_tensor: dict[str, list] = {}
     for r in rows:
         by_tensor.setdefault(r.tensor, []).append(r)
@@ -840,16 +850,10 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
 def report_command(model: Path | None, as_json: bool) -> None:
     """Per-tensor sparsity table of MODEL (default: the shipped model): shape, nnz, sparsity,
     std and mean |w|, with totals per part."""
-    from .prune.magnitude import sparsity_table
+    from .prune.magnitude import part_totals, sparsity_table
     m = _load_model_arg(model)
     rows = sparsity_table(m.theta, m.layout)
-    parts = {}
-    for part in ("encoder", "decoder", "codebook"):
-        w = [r for r in rows if r["part"] == part and r["kind"] == "weight"]
-        if w:
-            size = sum(r["size"] for r in w)
-            nnz = sum(r["nnz"] for r in w)
-            parts[part] = {"weights": size, "nonzero_weights": nnz, "sparsity": 1 - nnz / size}
+    parts = part_totals(rows)
     pruned_mask = None if m.mask is None else int((~m.mask).sum())
     payload = {"model": str(m.path), "model_hash": m.hash, "tensors": rows, "parts": parts,
                "masked_entries": pruned_mask,
@@ -962,14 +966,14 @@ def _csv_list(kind: str, allowed: tuple[str, ...] | None = None, cast=str):
 @click.option("--rates", default="0.05..0.95:0.05", show_default=True,
               help="Pruning rates: 'A..B:STEP' or 'r1,r2,...' (default: the paper's 19 rates).")
 @click.option("--scopes", default="whole,decoder", show_default=True,
-              callback=_csv_list("scopes", ("whole", "decoder", "encoder")),
+              callback=_csv_list("scopes", tuple(SCOPES)),
               help="Comma-separated scopes of eligible weights: whole, decoder, encoder.")
 @click.option("--methods", default="magnitude,pa", show_default=True,
-              callback=_csv_list("methods", ("magnitude", "pa")),
+              callback=_csv_list("methods", tuple(sorted(METHODS))),
               help="Comma-separated methods: pa (PA training, prune, fine-tune), magnitude "
                    "(prune, fine-tune).")
 @click.option("--g", "gs", default="linear", show_default=True,
-              callback=_csv_list("perturbation functions", ("linear", "quadratic", "cubic", "sqrt")),
+              callback=_csv_list("perturbation functions", tuple(PERTURBATIONS)),
               help="Perturbation functions of Eq. 6 for the pa runs.")
 @click.option("--seeds", default="0", show_default=True, callback=_csv_list("seeds", None, int),
               help="Comma-separated seeds of the SPSA perturbations (one run per seed).")

@@ -366,6 +366,21 @@ def test_cli_prune_schedule(tmp_path, run_cli) -> None:
     assert "after the schedule" in r.out and "enc.gru.W_ih" in r.out
 
 
+def test_cli_schedule_command_is_prune_schedule(tmp_path, run_cli) -> None:
+    path = small_schedule(tmp_path)
+    a = run_cli("schedule", path, "--epoch-iters", "0", "--tiny", "-o", tmp_path / "a", "--json")
+    b = run_cli("prune", "--schedule", path, "--epoch-iters", "0", "--tiny", "-o", tmp_path / "b",
+                "--json")
+    assert a.code == 0 and b.code == 0, a.err + b.err
+    da, db = a.json(), b.json()
+    different = {"seconds", "model", "export", "schedule_file"}
+    assert {k: v for k, v in da.items() if k not in different} == \
+        {k: v for k, v in db.items() if k not in different}
+    assert da["export"] == str(tmp_path / "a" / "whole.pacx") and Path(da["export"]).is_file()
+    r = run_cli("schedule", tmp_path / "missing.yaml", "--tiny", "-o", tmp_path / "c")
+    assert r.code != 0 and "missing.yaml" in r.err and len(r.err.strip().splitlines()) == 1
+
+
 def test_cli_prune_schedule_errors(tmp_path, run_cli) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(schedule(SENS.replace("dec.gru.W_hh", "no.such.tensor"), policy()))

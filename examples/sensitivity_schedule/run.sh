@@ -13,7 +13,7 @@ BUDGET="--epochs 6 --epoch-iters 50 --batch-size 25"          # 300 SPSA iterati
 mkdir -p "$OUT"
 
 # 1. Per-tensor analysis on the train split; levels for the target with the smallest tolerance.
-$PACI sensitivity --range 0 0.95 0.05 --target-sparsity "$TARGET" --out "$OUT/analysis" --json \
+$PACI sensitivity --range 0 0.95 0.05 --target-sparsity "$TARGET" -o "$OUT/analysis" --json \
     > "$OUT/analysis.json.tmp" && mv "$OUT/analysis.json.tmp" "$OUT/analysis/result.json"
 # 2. A gradual (AGP) variant ending at the same levels, and the equal global rate.
 RATE=$($PY "$HERE/derive_agp.py" "$OUT/analysis" "$OUT/agp.yaml" --events 4 \
@@ -32,6 +32,6 @@ done
 unset NUMBA_NUM_THREADS
 # 4. Global magnitude and PA (150 PA + 150 fine-tuning; magnitude fine-tunes 300) at that rate.
 $PACI sweep --rates "$RATE" --scopes whole --methods magnitude,pa --seeds "${SEEDS// /,}" \
-    --pa-iters 150 --finetune-iters 150 --batch-size 25 --workers 2 --out "$OUT/global" --json \
+    --pa-iters 150 --finetune-iters 150 --batch-size 25 --workers 2 -o "$OUT/global" --json \
     > "$OUT/global.json"
 $PY "$HERE/table.py" "$OUT"

@@ -41,10 +41,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .._files import atomic_path, claim_folder, write_text_atomic
+from .._files import claim_folder, write_text_atomic
 from ..errors import ParameterError, TrainingError
 from ..progress import ProgressFn
-from .. import prune as _prune    # SCOPES (prune.magnitude), PERTURBATIONS (prune.pruning_aware)
+from ..prune.magnitude import SCOPES as _SCOPES
+from ..prune.pruning_aware import PERTURBATIONS as _PERTURBATIONS
 from ..validate import is_int
 from .executors import (Runner, _connect, _dask, _one_line, _run_dask, _run_here, _run_pool,
                         parse_scheduler)
@@ -52,9 +53,9 @@ from .protocol import METHODS, RunSpec, run_one
 
 #: Pruning rates of the paper (§II-D): 0.05, 0.10, ..., 0.95.
 PAPER_RATES: tuple[float, ...] = tuple(round(0.05 * i, 10) for i in range(1, 20))
-SCOPES: tuple[str, ...] = tuple(_prune.SCOPES)
+SCOPES: tuple[str, ...] = tuple(_SCOPES)
 #: Perturbation functions g of Eq. 6 (:data:`pa_ci.prune.PERTURBATIONS`).
-G_NAMES: tuple[str, ...] = tuple(_prune.PERTURBATIONS)
+G_NAMES: tuple[str, ...] = tuple(_PERTURBATIONS)
 #: The g recorded for the magnitude baseline, which does not use Eq. 6.
 NO_G = "-"
 #: Leading columns of ``results.csv``; every further key a run returns follows, sorted.
@@ -574,134 +575,8 @@ def summary_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- figures
-def _curve(rows: Sequence[dict[str, Any]], column: str) -> tuple[np.ndarray, ...] | None:
-    """Rates, seed mean, min, max of ``column`` (rows without a finite value are left out)."""
-    by_rate: dict[float, list[float]] = defaultdict(list)
-    for row in rows:
-        value = _number(row.get(column))
-        if math.isfinite(value):
-            by_rate[_number(row.get("rate"))].append(value)
-    if not by_rate:
-        return None
-    rates = np.array(sorted(by_rate))
-    values = [by_rate[r] for r in rates]
-    return (rates, np.array([np.mean(v) for v in values]), np.array([min(v) for v in values]),
-            np.array([max(v) for v in values]))
-
-
-def _select(rows: Sequence[dict[str, Any]], **want: str) -> list[dict[str, Any]]:
-    return [r for r in rows if all(str(r.get(k)) == v for k, v in want.items())]
-
-
-def _gs(rows: Sequence[dict[str, Any]]) -> list[str]:
-    present = {str(r.get("g")) for r in rows}
-    known = [g for g in G_NAMES if g in present]
-    return known + sorted(present - set(known))
-
-
-def _draw(ax: Any, curve: tuple[np.ndarray, ...], label: str) -> None:
-    rates, mean, lo, hi = curve
-    # The mean of equal values can differ from them in the last bit: clip the bars at 0.
-    yerr = np.maximum([mean - lo, hi - mean], 0.0)
-    line = ax.errorbar(rates, mean, yerr=yerr, marker="o", markersize=3,
-                       capsize=2, label=label)
-    if np.any(hi > lo):
-        ax.fill_between(rates, lo, hi, alpha=0.15, color=line[0].get_color())
-
-
 def plot_sweep(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike) -> list[Path]:
-    """The paper's figures from sweep rows (mean over seeds, min-max bars and band); returns the
-    PNGs written, ``[]`` when matplotlib is missing or nothing can be drawn.
-
-    baseline.png (Fig. 1: magnitude pruning per scope), pruned_whole.png / pruned_decoder.png
-    (Figs. 2-4: magnitude vs PA per g after pruning), g_functions.png (Fig. 5: PA per g, needs
-    two g), before_pruning.png (Fig. 6: PA after training, before pruning, and the unpruned
-    model), finetuned.png (Fig. 7: after fine-tuning, per scope). A figure whose rows are absent
-    is skipped.
-    """
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    rows = list(rows)
-    out = Path(out_dir)
-    written: list[Path] = []
-    scopes = [s for s in SCOPES if _select(rows, scope=s)]
-
-    def figure(name: str, panels: list[tuple[str, list[tuple[str, tuple | None]], Any]]) -> None:
-        panels = [(t, [(lab, c) for lab, c in series if c is not None], extra)
-                  for t, series, extra in panels]
-        panels = [p for p in panels if p[1]]
-        if not panels:
-            return
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False,
-                                 sharey=True, constrained_layout=True)
-        for ax, (title, series, extra) in zip(axes[0], panels):
-            for label, curve in series:
-                _draw(ax, curve, label)
-            if extra is not None:
-                extra(ax)
-            ax.set(title=title, xlabel="pruning rate")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        axes[0][0].set_ylabel("VSTOI")
-        path = out / name
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-        plt.close(fig)
-        written.append(path)
-
-    def pa_label(g: str) -> str:
-        return f"pruning-aware (g={g})"
-
-    # Fig. 1: the magnitude baseline, whole vs decoder (one panel, one curve per scope).
-    baseline = [(s, _curve(_select(rows, scope=s, method="magnitude"), "vstoi_pruned"))
-                for s in scopes]
-    figure("baseline.png", [("magnitude pruning (baseline), after pruning", baseline, None)])
-    # Figs. 2-4: after pruning, baseline vs PA, one figure per scope.
-    for scope in scopes:
-        pa_rows = _select(rows, scope=scope, method="pa")
-        if not pa_rows:
-            continue
-        series = [("magnitude", _curve(_select(rows, scope=scope, method="magnitude"),
-                                       "vstoi_pruned"))]
-        series += [(pa_label(g), _curve(_select(pa_rows, g=g), "vstoi_pruned")) for g in _gs(pa_rows)]
-        figure(f"pruned_{scope}.png", [(f"{scope}: after pruning", series, None)])
-    # Fig. 5: the perturbation functions (only meaningful with at least two of them).
-    panels = []
-    for scope in scopes:
-        pa_rows = _select(rows, scope=scope, method="pa")
-        if len(_gs(pa_rows)) < 2:
-            continue
-        series = [("magnitude", _curve(_select(rows, scope=scope, method="magnitude"),
-                                       "vstoi_pruned"))]
-        series += [(f"g={g}", _curve(_select(pa_rows, g=g), "vstoi_pruned")) for g in _gs(pa_rows)]
-        panels.append((f"{scope}: perturbation functions g (Eq. 6)", series, None))
-    figure("g_functions.png", panels)
-    # Fig. 6: after PA training, before pruning, with the unpruned model as reference.
-    before = [v for v in (_number(r.get("vstoi_before")) for r in rows) if math.isfinite(v)]
-
-    def reference(ax: Any) -> None:
-        if before:  # the same starting model for every run: its VSTOI (mean in case of noise)
-            ax.axhline(float(np.mean(before)), color="k", linestyle="--", linewidth=1,
-                       label="unpruned model")
-
-    panels = []
-    for scope in scopes:
-        pa_rows = _select(rows, scope=scope, method="pa")
-        series = [(pa_label(g), _curve(_select(pa_rows, g=g), "vstoi_pa")) for g in _gs(pa_rows)]
-        panels.append((f"{scope}: after PA training, before pruning", series, reference))
-    figure("before_pruning.png", panels)
-    # Fig. 7: after fine-tuning, baseline vs PA, per scope.
-    panels = []
-    for scope in scopes:
-        pa_rows = _select(rows, scope=scope, method="pa")
-        series = [("magnitude", _curve(_select(rows, scope=scope, method="magnitude"),
-                                       "vstoi_finetuned"))]
-        series += [(pa_label(g), _curve(_select(pa_rows, g=g), "vstoi_finetuned"))
-                   for g in _gs(pa_rows)]
-        panels.append((f"{scope}: after fine-tuning", series, None))
-    figure("finetuned.png", panels)
-    return written
+    """The paper's figures from sweep rows (:func:`pa_ci.plots.sweep_figures`: Figs. 1-7, mean
+    over seeds with min-max bars); returns the PNGs written, ``[]`` without matplotlib."""
+    from ..plots import sweep_figures
+    return sweep_figures(rows, out_dir, scopes=SCOPES, g_names=G_NAMES)

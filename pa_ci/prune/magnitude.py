@@ -19,18 +19,19 @@ The pruning-aware loss built on the magnitude direction (Eq. 5/6) is :mod:`pa_ci
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..errors import ParameterError
-from ..codec.layout import Layout
+from ..codec.layout import PARTS, Layout
 
 if TYPE_CHECKING:
     from ..codec.frae import FraeConfig
 
 __all__ = ["SCOPES", "eligible_mask", "n_pruned", "pruned_indices", "magnitude_mask",
-           "pruning_direction", "prune", "check_rate", "check_scope", "sparsity_table", "part_counts"]
+           "pruning_direction", "prune", "check_rate", "check_scope", "sparsity_table", "part_counts",
+           "part_totals"]
 
 #: Pruning scopes -> the parts whose matrix weights are eligible (paper §II-D).
 SCOPES: dict[str, tuple[str, ...]] = {
@@ -131,3 +132,16 @@ def part_counts(theta: np.ndarray, config: FraeConfig) -> dict[str, int]:
         out[f"weights_{part}"] = int(m.sum())
         out[f"nonzero_{part}"] = int(np.count_nonzero(theta[m]))
     return out
+
+
+def part_totals(rows: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """Per part with matrix weights (encoder, decoder, codebook): ``weights``,
+    ``nonzero_weights`` and ``sparsity``, summed over the :func:`sparsity_table` rows."""
+    totals: dict[str, dict[str, float]] = {}
+    for part in PARTS:
+        weights = [r for r in rows if r["part"] == part and r["kind"] == "weight"]
+        if weights:
+            size = sum(r["size"] for r in weights)
+            nnz = sum(r["nnz"] for r in weights)
+            totals[part] = {"weights": size, "nonzero_weights": nnz, "sparsity": 1 - nnz / size}
+    return totals

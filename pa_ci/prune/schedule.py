@@ -73,9 +73,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import PaCiError, ParameterError, ScheduleError, TrainingError, YamlError  # noqa: F401
+from ..errors import ScheduleError, YamlError  # noqa: F401 - raised here, defined in errors
 from ..codec.layout import Layout
-from ..train.training import MAX_ITERATIONS
+from ..train.spsa import MAX_ITERATIONS
 from ..validate import is_finite_real, is_int
 from ..yaml_subset import YamlList, YamlMap, loads
 from .pruners import (PRUNERS, _UNSUPPORTED_PRUNERS, AutomatedGradualPruner, MagnitudeParameterPruner,

@@ -20,6 +20,7 @@ import numpy as np
 from .._files import claim_folder, write_text_atomic
 from ..errors import ParameterError, TrainingError
 from ..progress import ProgressFn
+from ..codec.export import export_run_model
 from ..codec.frae import FraeConfig, frae_layout
 from ..codec.layout import Layout
 from ..codec.model_file import ModelFile, save_model
@@ -58,7 +59,8 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
                  checkpoint_every: int = 25, resume: bool = False,
                  progress: Callable[[int, int, int], ProgressFn | None] | None = None,
                  on_epoch: Callable[[dict[str, Any]], None] | None = None,
-                 dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+                 dataset: dict[str, Any] | None = None,
+                 export_part: str | None = None) -> dict[str, Any]:
     """Run ``schedule`` from ``model`` in ``run_dir``; return (and write) its figures.
 
     Epoch e: the pruners of e fire on the current weights (masks only grow), then
@@ -72,6 +74,8 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
     epoch's training; ``on_epoch(row)`` sees each row of epochs.csv as it is written.
     ``dataset``: the record of the dataset the items come from (:meth:`pa_ci.data.Dataset.record`),
     kept in run.json, result.json and the model files; a resume must use the same key.
+    ``export_part``: also write ``RUN/<part>.pacx`` from the final model and add where and how
+    big to the returned figures (:func:`pa_ci.codec.export.export_run_model`).
     """
     t0 = time.monotonic()
     run = Path(run_dir)
@@ -164,6 +168,8 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
                 **model_meta}
         save_model(run / "model.npz", theta, layout, config.to_dict(), meta, mask=keep)
         write_text_atomic(run / "result.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+        if export_part is not None:
+            return {**result, **export_run_model(run, export_part, source=model.path)}
         return result
 
 

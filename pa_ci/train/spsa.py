@@ -57,6 +57,10 @@ Objective = Callable[[np.ndarray, int], np.ndarray]
 """objective(thetas (n, p) float64, k) -> (n,) float64; all rows scored on the same items."""
 
 
+#: Most SPSA iterations one run or stage may ask for (about 12 days at 0.1 s per iteration): a
+#: bound against typos such as 10**30 that would run until killed.
+MAX_ITERATIONS = 10_000_000
+
 #: Largest gain a or c that Gains accepts (the paper's are 1 and 0.02; far larger steps only
 #: overflow the objective's arithmetic).
 MAX_GAIN = 1e6

@@ -34,17 +34,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import __version__
-from .._files import LOCK_NAME, atomic_path, claim_folder, write_error, write_text_atomic
+from .._files import atomic_path, claim_folder, write_error, write_text_atomic
+from ..run_folder import (check_folder, check_resume, dataset_key_of, dataset_mismatch,  # noqa: F401
+                          holds_files, same_dataset)
 from ..errors import ModelFileError, ParameterError, TrainingError
 from ..progress import ProgressFn
 from ..codec.frae import FraeConfig, frae_layout, init_params
 from .objective import VstoiObjective
 from ..codec.model_file import MODEL_FILENAME, ModelFile, load_model, save_model
-from .spsa import Gains, Spsa, calibrate
+from .spsa import MAX_ITERATIONS, Gains, Spsa, calibrate
 
-#: Most SPSA iterations one run or stage may ask for (about 12 days at 0.1 s per iteration): a
-#: bound against typos such as 10**30 that would run until killed.
-MAX_ITERATIONS = 10_000_000
 
 #: Largest first step per weight that Spall's calibration (--calibrate) may aim at: the trained
 #: weights are of order 1, so a larger first step only makes the gains overflow.
@@ -164,35 +163,11 @@ def record_dataset(describe: dict[str, Any], dataset: dict[str, Any] | None
             {"dataset": {k: v for k, v in dataset.items() if k != "path"}})
 
 
-def dataset_key_of(record: Any) -> str | None:
-    """The dataset key (content hash) a run record holds: ``record["key"]`` of a dataset record
-    (:meth:`pa_ci.data.Dataset.record`), or None when none is recorded."""
-    if isinstance(record, dict) and isinstance(record.get("key"), str):
-        return record["key"]
-    return None
-
-
-def dataset_mismatch(run: str | os.PathLike, old: Any, new: Any) -> TrainingError:
-    """The error of a run resumed on another dataset than the one it was started on."""
-    was = dataset_key_of(old) or "(none recorded)"
-    return TrainingError(f"{run}: was started on dataset {was}, not on dataset "
-                         f"{dataset_key_of(new) or '(none recorded)'} (the one given now); resume "
-                         "it with --dataset naming the dataset it was started on, or choose "
-                         "another output folder")
-
-
-def _same_dataset(old: Any, new: Any) -> bool:
-    """Datasets are the same when their keys are (a dataset is its content, not its folder)."""
-    if dataset_key_of(old) is None and dataset_key_of(new) is None:
-        return (old or {}) == (new or {})
-    return dataset_key_of(old) == dataset_key_of(new)
-
-
 def _same_run(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """Name the first setting (other than the iteration count) that differs, or None."""
     for key in ("frae", "dataset", "init", "stage"):
         if key == "dataset":
-            if not _same_dataset(old.get(key), new.get(key)):
+            if not same_dataset(old.get(key), new.get(key)):
                 return key
         elif old.get(key) != new.get(key):
             return key
@@ -320,9 +295,7 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
     """
     config = config or FraeConfig()
     options = options or TrainOptions()
-    run = Path(run_dir)
-    if run.exists() and not run.is_dir():
-        raise TrainingError(f"{run}: exists and is not a folder (train -o names a run folder)")
+    run = check_folder(run_dir, "train -o names a run folder")
     record = _config_record(config, options, dataset_info or {}, init_name, stage)
     cfg_path, ckpt_path, log_path, model_path = (run / "config.json", run / "checkpoint.npz",
                                                  run / "log.csv", run / "model.npz")
@@ -332,20 +305,9 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
     objective = vstoi if wrap_objective is None else wrap_objective(vstoi)
 
     with claim_folder(run, "training run", TrainingError):
-        if ckpt_path.exists() or model_path.exists():
-            if not resume:
-                raise TrainingError(f"{run}: already holds a training run; add --resume to continue "
-                                    "it, or choose another output folder")
-            try:
-                old = json.loads(cfg_path.read_text())
-            except (OSError, ValueError):
-                raise TrainingError(f"{cfg_path}: missing or unreadable; cannot resume this run") from None
-            diff = _same_run(old, record)
-            if diff == "dataset":
-                raise dataset_mismatch(run, old.get("dataset"), record["dataset"])
-            if diff is not None:
-                raise TrainingError(f"{run}: was started with another {diff}; resume it with the same "
-                                    "settings or choose another output folder")
+        check_resume(run, "config.json", record, resume, what="training run",
+                     holds=ckpt_path.exists() or model_path.exists(), differs=_same_run,
+                     unreadable=" this run")
         run.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cfg_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
@@ -451,29 +413,18 @@ def open_run_folder(run_dir: str | os.PathLike, describe: dict[str, Any], resume
     """Claim ``run_dir`` for a multi-stage run described by ``describe`` (written to run.json).
 
     A folder holding a run is an error without ``resume``, and with it when its run.json differs
-    (keys in ``ignore`` may differ, e.g. where the schedule file was read from). Returns whether
-    the folder already held this run.
+    (:func:`pa_ci.run_folder.check_resume`; keys in ``ignore`` may differ, e.g. where the
+    schedule file was read from). Returns whether the folder already held this run.
     """
-    run = Path(run_dir)
-    if run.exists() and not run.is_dir():
-        raise TrainingError(f"{run}: exists and is not a folder (the output names a run folder)")
-    existed = run.exists() and any(p.name != LOCK_NAME for p in run.iterdir())
-    if existed:
-        if not resume:
-            raise TrainingError(f"{run}: already holds a {what}; add --resume to continue it, "
-                                "or choose another output folder")
-        try:
-            old = json.loads((run / "run.json").read_text())
-        except (OSError, ValueError):
-            raise TrainingError(f"{run / 'run.json'}: missing or unreadable; cannot resume") from None
-        keys = [k for k in {**describe, **old} if k not in ignore]
-        diff = next((k for k in keys if (not _same_dataset(old.get(k), describe.get(k))
-                                         if k == "dataset" else old.get(k) != describe.get(k))), None)
-        if diff == "dataset":
-            raise dataset_mismatch(run, old.get("dataset"), describe.get("dataset"))
-        if diff is not None:
-            raise TrainingError(f"{run}: was started with another {diff}; resume it with the same "
-                                "settings or choose another output folder")
+    run = check_folder(run_dir)
+
+    def differs(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+        keys = [k for k in {**new, **old} if k not in ignore]
+        return next((k for k in keys if (not same_dataset(old.get(k), new.get(k))
+                                         if k == "dataset" else old.get(k) != new.get(k))), None)
+
+    existed = holds_files(run)
+    check_resume(run, "run.json", describe, resume, what=what, holds=existed, differs=differs)
     run.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run / "run.json", json.dumps(describe, indent=2, sort_keys=True) + "\n")
     return existed
