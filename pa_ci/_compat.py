@@ -15,7 +15,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 #: old module path -> the module that holds its code now; a tuple where the old module was split
 #: (its old path is then a module of its own that forwards each name from the first that has it)
@@ -32,33 +32,33 @@ OLD_PATHS: dict[str, str | tuple[str, ...]] = {
     "pa_ci.training": "pa_ci.train.training",
     "pa_ci.warmstart": ("pa_ci.train.warmstart", "pa_ci.train.bptt", "pa_ci.train.kmeans"),
     "pa_ci.sensitivity": "pa_ci.prune.sensitivity",
-    "pa_ci.schedule": ("pa_ci.prune.schedule", "pa_ci.prune.pruners", "pa_ci.prune.schedule_run"),
+    "pa_ci.schedule": ("pa_ci.prune.schedule", "pa_ci.prune.pruners", "pa_ci.prune.schedule_run",
+                       "pa_ci.prune.policy"),
     "pa_ci.protocol": "pa_ci.experiment.protocol",
-    "pa_ci.sweep": ("pa_ci.experiment.sweep", "pa_ci.experiment.executors"),
+    "pa_ci.sweep": ("pa_ci.experiment.sweep", "pa_ci.experiment.executors",
+                    "pa_ci.experiment.ledger"),
 }
 
 
-def _first_with(modules: tuple[str, ...], owner: str, name: str) -> Any:
-    if name == "__all__":   # a star import of a split module: the names of all its parts
-        names: list[str] = []
-        for module_name in modules:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
-                continue
-            names += [n for n in getattr(module, "__all__", [n for n in vars(module)
-                                                             if not n.startswith("_")])
-                      if n not in names]
-        return names
+def _existing(modules: tuple[str, ...]) -> Iterator[ModuleType]:
+    """The modules of ``modules`` that exist (a name not written yet is skipped)."""
     for module_name in modules:
         try:
-            module = importlib.import_module(module_name)
+            yield importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name != module_name:
                 raise
-            continue
+
+
+def _first_with(modules: tuple[str, ...], owner: str, name: str) -> Any:
+    """``name`` from the first of ``modules`` that has it; ``__all__``: the names of all."""
+    if name == "__all__":   # a star import of a split module: the names of all its parts
+        names: list[str] = []
+        for module in _existing(modules):
+            public = getattr(module, "__all__", [n for n in vars(module) if not n.startswith("_")])
+            names += [n for n in public if n not in names]
+        return names
+    for module in _existing(modules):
         if hasattr(module, name):
             return getattr(module, name)
     raise AttributeError(f"module {owner!r} has no attribute {name!r}")

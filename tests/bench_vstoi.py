@@ -26,7 +26,9 @@ from pa_ci.data.dataset import build_dataset, default_config
 from pa_ci.chain.vocoder import envelopes
 
 S = importlib.import_module("pa_ci.chain.stoi")
+SK = importlib.import_module("pa_ci.chain._stoi_kernels")
 V = importlib.import_module("pa_ci.chain.vstoi")
+VO = importlib.import_module("pa_ci.chain._vstoi_one")
 F = importlib.import_module("pa_ci.chain._fft")
 R = importlib.import_module("pa_ci.chain._resample")
 P = default_params()
@@ -70,17 +72,17 @@ def profile_stages(refs, Es) -> dict[str, float]:
     for ref, E in zip(refs, Es):
         runs10, runs16 = ref.needed_runs()
         G, down, half = R._polyphase(ref.fs, S.FS)
-        st, ct, cs = V._carrier_tables(FREQS, HOP, FS, E.shape[0])
+        st, ct, cs = VO._carrier_tables(FREQS, HOP, FS, E.shape[0])
         pad = G.shape[1] + 1
         y16p, y10 = np.empty(ref.length + 2 * pad), np.empty(ref.length10)
         frames, yb = np.empty((ref.n_frames, S.N_FRAME)), np.empty((S.NUMBAND, ref.n_frames))
         steps = [
-            ("vocoder", lambda: V._vocode_runs(E, st, ct, cs, HOP, ref.length, runs16, pad, y16p)),
+            ("vocoder", lambda: VO._vocode_runs(E, st, ct, cs, HOP, ref.length, runs16, pad, y16p)),
             ("resampler", lambda: R._resample_runs(y16p, pad, G, down, half, runs10, y10)),
-            ("stft_frames", lambda: S._stft_frames(y10, ref.kept_starts, S.WINDOW, frames)),
+            ("stft_frames", lambda: SK._stft_frames(y10, ref.kept_starts, S.WINDOW, frames)),
             ("fft_bands", lambda: F._frames_band_envelopes(frames, S.BAND_LO, S.BAND_HI,
                                                            S._FFT_REV, S._FFT_TW, yb)),
-            ("stoi_core", lambda: S._stoi_core(ref.x_bands, yb, *ref.x_stats, S.N_SEGMENT,
+            ("stoi_core", lambda: SK._stoi_core(ref.x_bands, yb, *ref.x_stats, S.N_SEGMENT,
                                                S.CLIP_FACTOR)),
         ]
         for name, f in steps:
@@ -101,7 +103,7 @@ def operator_lead(ref, n_frames: int) -> dict[str, float]:
         E[k, c] = 1.0
         y = np.sum(np.repeat(E, HOP, 0) * np.sin(2 * np.pi * FREQS * np.arange(1, n_frames * HOP + 1)[:, None] / FS), 1)[:L]
         frames = np.empty((T, S.N_FRAME))
-        S._stft_frames(S._to_10k(y, FS), ref.kept_starts, S.WINDOW, frames)
+        SK._stft_frames(S._to_10k(y, FS), ref.kept_starts, S.WINDOW, frames)
         X = np.abs(np.fft.rfft(frames, S.NFFT, axis=1)[:, S.BAND_LO[0]:S.BAND_HI[-1]])
         counts.append(int(np.sum(X > 1e-9 * X.max())))
     per_value = float(np.mean(counts))

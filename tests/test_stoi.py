@@ -21,6 +21,7 @@ import pystoi  # the oracle (test extra, pinned): a missing oracle must fail, no
 from pystoi import utils as pystoi_utils  # noqa: E402
 
 S = importlib.import_module("pa_ci.chain.stoi")  # noqa: E402
+SK = importlib.import_module("pa_ci.chain._stoi_kernels")  # noqa: E402
 F = importlib.import_module("pa_ci.chain._fft")  # noqa: E402
 R = importlib.import_module("pa_ci.chain._resample")  # noqa: E402
 from pa_ci.errors import AudioError, ParameterError  # noqa: E402
@@ -170,7 +171,7 @@ def test_kept_frames_and_stft_frames_equal_pystoi_bitwise(pair):
     for sig, sil in ((x, x_sil), (y, y_sil)):
         twin = np.array([w * sil[i:i + 256] for i in range(0, len(sil) - 256, 128)])
         frames = np.empty((ks.size - 1, 256))
-        S._stft_frames(sig, ks, S.WINDOW, frames)
+        SK._stft_frames(sig, ks, S.WINDOW, frames)
         np.testing.assert_array_equal(frames, twin)
 
 
@@ -207,17 +208,17 @@ def _band_pair(seed, T=80):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_stoi_core_equals_numpy_twin(seed):
     xb, yb = _band_pair(seed)
-    stats = S._stoi_x_stats(xb, S.N_SEGMENT)
-    got = S._stoi_core(xb, yb, *stats, S.N_SEGMENT, S.CLIP_FACTOR)
+    stats = SK._stoi_x_stats(xb, S.N_SEGMENT)
+    got = SK._stoi_core(xb, yb, *stats, S.N_SEGMENT, S.CLIP_FACTOR)
     assert abs(got - stoi_twin(xb, yb)) < 1e-13
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_estoi_core_equals_numpy_twin(seed):
     xb, yb = _band_pair(seed)
-    xbar = S._estoi_x_precompute(xb, S.N_SEGMENT)
+    xbar = SK._estoi_x_precompute(xb, S.N_SEGMENT)
     np.testing.assert_allclose(xbar[5], row_col_twin(xb[:, 5:35]), atol=1e-14)
-    got = S._estoi_core(xbar, yb, S.N_SEGMENT)
+    got = SK._estoi_core(xbar, yb, S.N_SEGMENT)
     assert np.isfinite(got)
     assert abs(got - estoi_twin(xb, yb)) < 1e-13
 
@@ -239,9 +240,9 @@ def test_blocked_stoi_core_equals_plain_bitwise(T, seed):
     rng = np.random.default_rng(seed)
     xb = rng.uniform(0, 2, (S.NUMBAND, T)) ** 3
     yb = np.abs(xb * rng.uniform(0.2, 3, xb.shape) + rng.standard_normal(xb.shape))
-    stats = S._stoi_x_stats(xb, S.N_SEGMENT)
-    got = S._stoi_core(xb, yb, *stats, S.N_SEGMENT, S.CLIP_FACTOR)
-    assert got == S._stoi_core_plain(xb, yb, *stats, S.N_SEGMENT, S.CLIP_FACTOR)
+    stats = SK._stoi_x_stats(xb, S.N_SEGMENT)
+    got = SK._stoi_core(xb, yb, *stats, S.N_SEGMENT, S.CLIP_FACTOR)
+    assert got == SK._stoi_core_plain(xb, yb, *stats, S.N_SEGMENT, S.CLIP_FACTOR)
     N = S.N_SEGMENT
     xs = np.lib.stride_tricks.sliding_window_view(xb, N, axis=1)  # (J, M, N)
     ys = np.lib.stride_tricks.sliding_window_view(yb, N, axis=1)

@@ -20,7 +20,9 @@ import pystoi  # the oracle (test extra, pinned): a missing oracle must fail, no
 from pystoi import utils as pystoi_utils  # noqa: E402
 
 S = importlib.import_module("pa_ci.chain.stoi")  # noqa: E402
+SK = importlib.import_module("pa_ci.chain._stoi_kernels")  # noqa: E402
 V = importlib.import_module("pa_ci.chain.vstoi")  # noqa: E402
+VO = importlib.import_module("pa_ci.chain._vstoi_one")  # noqa: E402
 R = importlib.import_module("pa_ci.chain._resample")  # noqa: E402
 from pa_ci.errors import ParameterError  # noqa: E402
 from naive.chain import FREQS, FS, HOP, exact_phase_vocoder, lgf_twin, plain_vocoder  # noqa: E402
@@ -137,10 +139,10 @@ def test_vocode_runs_equals_plain_vocoder():
     ref = reference(0)
     E = envelopes(0, "sparse")
     _, runs16 = ref.needed_runs()
-    st_, ct_, cs = V._carrier_tables(FREQS, HOP, FS, E.shape[0])
+    st_, ct_, cs = VO._carrier_tables(FREQS, HOP, FS, E.shape[0])
     pad = 100
     y16p = np.full(ref.length + 2 * pad, np.nan)
-    V._vocode_runs(E, st_, ct_, cs, HOP, ref.length, runs16, pad, y16p)
+    VO._vocode_runs(E, st_, ct_, cs, HOP, ref.length, runs16, pad, y16p)
     # Twin with the carrier phase reduced exactly: f n is exact in float64 and fmod is exact.
     twin = exact_phase_vocoder(E)[: ref.length]
     covered = np.zeros(ref.length, dtype=bool)
@@ -180,8 +182,8 @@ def test_only_needed_samples_are_read():
     masked = np.full_like(y10, np.nan)
     for a, b in runs10:
         masked[a:b] = y10[a:b]
-    full = S._y_side(y10, ref.kept_starts, S.WINDOW, S.BAND_LO, S.BAND_HI, S._FFT_REV, S._FFT_TW)
-    part = S._y_side(masked, ref.kept_starts, S.WINDOW, S.BAND_LO, S.BAND_HI, S._FFT_REV,
+    full = SK._y_side(y10, ref.kept_starts, S.WINDOW, S.BAND_LO, S.BAND_HI, S._FFT_REV, S._FFT_TW)
+    part = SK._y_side(masked, ref.kept_starts, S.WINDOW, S.BAND_LO, S.BAND_HI, S._FFT_REV,
                      S._FFT_TW)
     np.testing.assert_array_equal(part, full)
 
@@ -243,10 +245,10 @@ def test_resampler_reads_only_samples_the_vocoder_wrote(fs):
     E = np.random.default_rng(3).uniform(0.01, 1.0, (K, FREQS.size))
     runs10, runs16 = ref.needed_runs()
     G, down, half = R._polyphase(ref.fs, S.FS)
-    st_, ct_, cs = V._carrier_tables(FREQS, hop, fs, K)
+    st_, ct_, cs = VO._carrier_tables(FREQS, hop, fs, K)
     pad = G.shape[1] + 1
     y16p = np.full(ref.length + 2 * pad, np.nan)
-    V._vocode_runs(E, st_, ct_, cs, hop, ref.length, runs16, pad, y16p)
+    VO._vocode_runs(E, st_, ct_, cs, hop, ref.length, runs16, pad, y16p)
     y10 = np.full(ref.length10, np.nan)
     R._resample_runs(y16p, pad, G, down, half, runs10, y10)
     needed = np.concatenate([np.arange(a, b) for a, b in runs10])
@@ -304,7 +306,7 @@ def test_vocode_maxima_runs_equals_plain_twin():
     dense = random_pattern(K, seed=2)
     chans, vals = maxima_of(dense)
     _, runs16 = ref.needed_runs()
-    st_, ct_, cs = V._carrier_tables(FREQS, HOP, FS, K)
+    st_, ct_, cs = VO._carrier_tables(FREQS, HOP, FS, K)
     pad = 100
     y16p = np.full(ref.length + 2 * pad, np.nan)
     status = V._vocode_maxima_runs(chans, vals, 22, *V._lgf_series_args(ACE), st_, ct_, cs, HOP,

@@ -5,7 +5,7 @@ Paper §II-B (Hinrichs & Ostermann; Watkins et al. 2018): VSTOI is STOI (Taal et
 Eq. 3-6; ESTOI: Jensen & Taal 2016, Eq. 8-10) of the clean speech against the pattern
 resynthesised by the toolbox's sine vocoder, both at the ACE rate (16 kHz, DECISIONS.md). The
 score equals ``stoi(clean, vocode(pattern)[:L], fs)`` of :mod:`pa_ci.chain.stoi`; the fast path
-runs sine-carrier resynthesis (a vocoder of its own, :func:`_vocode_runs`, or
+runs sine-carrier resynthesis (a vocoder of its own, :func:`._vstoi_one._vocode_runs`, or
 :func:`_vocode_maxima_runs` from the kept maxima with the inverse LGF fused) only on the input
 samples that feed kept 10 kHz frames, the pystoi polyphase resampler on those samples only
 (:mod:`._resample`), the frame-vectorised 512-point FFT and band envelopes (:mod:`._fft`) and
@@ -43,10 +43,9 @@ import numpy as np
 from numba import njit, prange
 from numba.typed import List
 
-from ._resample import _polyphase, _resample_runs
-from .stoi import (BAND_HI, BAND_LO, CLIP_FACTOR, FS, N_SEGMENT, NUMBAND, TOO_SHORT_SCORE, WINDOW,
-                   _FFT_REV, _FFT_TW, Reference, _estoi_core, _signal, _stoi_core, _warn_too_short,
-                   _y_side)
+from ._stoi_kernels import N_SEGMENT, NUMBAND, TOO_SHORT_SCORE
+from ._vstoi_one import _analysis, _Carriers, _carrier_tables, _score_vocoded, _vstoi_item
+from .stoi import Reference, _signal
 from ..errors import ParameterError
 
 if TYPE_CHECKING:
@@ -54,32 +53,11 @@ if TYPE_CHECKING:
 
 __all__ = ["vstoi", "vstoi_of_pattern", "ReferenceSet"]
 
-
-# --- the kernels' argument groups ---------------------------------------------------------------
-
-class _Carriers(NamedTuple):
-    """The vocoder's carrier phase tables (:func:`_carrier_tables`) for one hop."""
-    sin_th: np.ndarray  # (K, C) sin of the frame-start phases 2 pi f_c k hop / fs
-    cos_th: np.ndarray  # (K, C) their cos
-    cs: np.ndarray      # (C, 2, hop) cos/sin of 2 pi f_c (r + 1) / fs
-    hop: int
+# The kernels of one item, their argument groups (:class:`._vstoi_one._Carriers`,
+# :class:`._vstoi_one._Analysis`) and Reference.vstoi_envelopes's fast path are :mod:`._vstoi_one`.
 
 
-class _Analysis(NamedTuple):
-    """What every item shares from the vocoded signal to the score: the polyphase resampler to
-    10 kHz (:func:`._resample._polyphase`), the STFT window, band bins, FFT tables and the STOI
-    segment length and clipping factor."""
-    G: np.ndarray       # (up, taps per phase) polyphase filter
-    down: int
-    half: int
-    w: np.ndarray       # stoi.WINDOW
-    lo: np.ndarray      # stoi.BAND_LO
-    hi: np.ndarray      # stoi.BAND_HI
-    rev: np.ndarray     # FFT bit reversal
-    tw: np.ndarray      # FFT twiddles
-    nseg: int           # stoi.N_SEGMENT
-    clip: float         # stoi.CLIP_FACTOR
-
+# --- the clean side of many items ----------------------------------------------------------------
 
 class _PackedReferences(NamedTuple):
     """The clean side of many :class:`~pa_ci.chain.stoi.Reference` items in flat arrays: item i
@@ -103,59 +81,7 @@ class _PackedReferences(NamedTuple):
     xm_off: np.ndarray
 
 
-def _analysis(fs: int) -> _Analysis:
-    """The :class:`_Analysis` of signals at ``fs`` Hz."""
-    G, down, half = _polyphase(fs, FS)
-    return _Analysis(G, down, half, WINDOW, BAND_LO, BAND_HI, _FFT_REV, _FFT_TW, N_SEGMENT,
-                     CLIP_FACTOR)
-
-
 # --- Numba kernels -------------------------------------------------------------------------------
-
-@njit(cache=True, fastmath={"reassoc", "contract"})
-def _vocode_runs(E, sin_th, cos_th, cs, hop, L, runs16, pad, y16p):
-    """Sine-carrier vocoder (zero-order hold, NMT ``Resynth_audio_proc``), only on ``runs16``.
-
-    y[i] = sum_c E[i // hop, c] sin(w_c (i + 1)) for i < L, written to y16p[pad + i]. With
-    k = i // hop and r = i - k hop: sin(w_c (k hop + r + 1)) = sin(th_kc) cos(w_c (r + 1))
-    + cos(th_kc) sin(w_c (r + 1)), th_kc = w_c k hop: tables ``sin_th``/``cos_th`` (K, C) and
-    ``cs`` (C, 2, hop) = cos/sin(w_c (r + 1)). Only the nonzero envelopes of a frame are visited
-    (ACE patterns have 8 of 22). The margins y16p[:pad] and y16p[pad + L:] are zeroed (scipy pads
-    with zeros; the vocoded signal is trimmed to L). No peak normalisation (STOI is gain
-    invariant).
-    """
-    C = E.shape[1]
-    K = E.shape[0]
-    active = np.empty(C, np.int64)
-    buf = np.empty(hop)
-    for i in range(pad):
-        y16p[i] = 0.0
-    for i in range(pad + L, y16p.shape[0]):
-        y16p[i] = 0.0
-    for q in range(runs16.shape[0]):
-        a = runs16[q, 0]
-        b = runs16[q, 1]
-        for k in range(a // hop, (b - 1) // hop + 1):
-            for r in range(hop):
-                buf[r] = 0.0
-            if k < K:
-                n = 0
-                for c in range(C):  # branch-free list of the active channels
-                    active[n] = c
-                    n += E[k, c] != 0.0
-                for u in range(n):
-                    c = active[u]
-                    e = E[k, c]
-                    ac = e * sin_th[k, c]
-                    bc = e * cos_th[k, c]
-                    row_c = cs[c, 0]
-                    row_s = cs[c, 1]
-                    for r in range(hop):
-                        buf[r] += ac * row_c[r] + bc * row_s[r]
-            base = k * hop
-            for i in range(max(a, base), min(b, base + hop)):
-                y16p[pad + i] = buf[i - base]
-
 
 @njit(cache=True, inline="always")
 def _exp_series(y):
@@ -222,16 +148,17 @@ def _nonfinite_flag(v, a, b):
 @njit(cache=True, fastmath={"reassoc", "contract"})
 def _vocode_maxima_runs(chans, vals, n_ch, base, gain, sc, c0, ec, nsq, sin_th, cos_th, cs, hop,
                         L, runs16, pad, y16p):
-    """:func:`_vocode_runs` from the M kept channels of each frame, inverse LGF fused.
+    """:func:`._vstoi_one._vocode_runs` from the M kept channels of each frame, inverse LGF
+    fused.
 
     ``chans`` (K, M) integer channels (strictly ascending per frame, in [0, n_ch)), ``vals`` (K, M)
     their pattern magnitudes; the dense pattern is zero elsewhere. Only frames that touch
     ``runs16`` are read and get the inverse LGF (:func:`_inverse_lgf_values`, one vectorised pass
-    per run). A frame's hop samples (``cs`` as in :func:`_vocode_runs`) are the sum of its M
-    carriers, four channels per read-modify-write of the output (a frame cut by a run boundary
-    goes through a scratch row). Returns 0 if all is well, 1 if a read value is NaN/Inf, 2 if a
-    read frame's channels are out of range or not strictly ascending (nothing is then indexed
-    out of bounds).
+    per run). A frame's hop samples (``cs`` as in :func:`._vstoi_one._vocode_runs`) are the sum
+    of its M carriers, four channels per read-modify-write of the output (a frame cut by a run
+    boundary goes through a scratch row). Returns 0 if all is well, 1 if a read value is NaN/Inf,
+    2 if a read frame's channels are out of range or not strictly ascending (nothing is then
+    indexed out of bounds).
     """
     K, M = chans.shape
     vflat = vals.ravel()
@@ -302,33 +229,11 @@ def _vocode_maxima_runs(chans, vals, n_ch, base, gain, sc, c0, ec, nsq, sin_th, 
     return 0
 
 
-@njit(cache=True)
-def _score_vocoded(y16p, pad, ana, runs10, L10, ks, xb, xnorm, xmean, xcn, xbar, extended):
-    """STOI/ESTOI of the vocoded 16 kHz signal in ``y16p`` (valid on the item's runs16):
-    resample -> frames -> FFT bands -> STOI core (``ana``: :class:`_Analysis`)."""
-    y10 = np.empty(L10)
-    _resample_runs(y16p, pad, ana.G, ana.down, ana.half, runs10, y10)
-    yb = _y_side(y10, ks, ana.w, ana.lo, ana.hi, ana.rev, ana.tw)
-    if extended:
-        return _estoi_core(xbar, yb, ana.nseg)
-    return _stoi_core(xb, yb, xnorm, xmean, xcn, ana.nseg, ana.clip)
-
-
-@njit(cache=True)
-def _vstoi_item(E, car, L, runs16, ana, runs10, L10, ks, xb, xnorm, xmean, xcn, xbar, extended):
-    """VSTOI of one item from its envelopes: vocode -> resample -> frames -> FFT bands -> STOI
-    (``car``: :class:`_Carriers`, ``ana``: :class:`_Analysis`)."""
-    pad = ana.G.shape[1] + 1
-    y16p = np.empty(L + 2 * pad)
-    _vocode_runs(E, car.sin_th, car.cos_th, car.cs, car.hop, L, runs16, pad, y16p)
-    return _score_vocoded(y16p, pad, ana, runs10, L10, ks, xb, xnorm, xmean, xcn, xbar, extended)
-
-
 @njit(cache=True, parallel=True)
 def _vstoi_batch(E_list, car, ana, refs, xbar_flat, extended, out):
-    """:func:`_vstoi_item` over all items in parallel. ``E_list`` is a typed list of the items'
-    envelope arrays (no copy); the clean-side data are slices of the packed arrays of ``refs``
-    (:class:`_PackedReferences`; item i: kept frames ks_off[i]:ks_off[i+1], band columns
+    """:func:`._vstoi_one._vstoi_item` over all items in parallel. ``E_list`` is a typed list of
+    the items' envelope arrays (no copy); the clean-side data are slices of the packed arrays of
+    ``refs`` (:class:`_PackedReferences`; item i: kept frames ks_off[i]:ks_off[i+1], band columns
     xs_off[i]:..., segments xm_off[i]:...)."""
     for p in prange(refs.order.shape[0]):
         i = refs.order[p]  # int64 index (prange's own index is unsigned); longest items first
@@ -380,61 +285,6 @@ def _vstoi_maxima_batch(chans, vals, row_off, n_ch, lgf, nsq, car, ana, refs, xb
 
 
 # --- public API ----------------------------------------------------------------------------------
-
-def _carrier_tables(freqs: np.ndarray, hop: int, fs: int, n_frames: int):
-    """Phase tables of the vocoder's carriers sin(2 pi f_c n / fs), n = 1, 2, ...
-
-    sin/cos of the frame-start phase 2 pi f_c k hop / fs (n_frames, C), reduced modulo fs before
-    scaling, and cos/sin of 2 pi f_c (r+1) / fs for r < hop, (C, hop).
-    """
-    k = np.arange(n_frames, dtype=np.float64)[:, None] * hop
-    th = 2 * np.pi * (np.fmod(k * freqs[None, :], fs) / fs)
-    r = np.arange(1, hop + 1, dtype=np.float64)[None, :]
-    ph = 2 * np.pi * (np.fmod(freqs[:, None] * r, fs) / fs)
-    cs = np.ascontiguousarray(np.stack([np.cos(ph), np.sin(ph)], axis=1))
-    return np.ascontiguousarray(np.sin(th)), np.ascontiguousarray(np.cos(th)), cs
-
-
-def _check_envelopes(E, freqs, hop, length: int) -> tuple[np.ndarray, np.ndarray, int]:
-    E = np.ascontiguousarray(E, dtype=np.float64)
-    freqs = np.ascontiguousarray(freqs, dtype=np.float64).ravel()
-    if E.ndim != 2 or E.shape[1] != freqs.size:
-        raise ParameterError(f"envelopes must have shape (frames, {freqs.size}) to match the "
-                             f"carrier frequencies, got {E.shape}")
-    if int(hop) != hop or hop < 1:
-        raise ParameterError(f"hop must be a positive integer, got {hop!r}")
-    hop = int(hop)
-    if E.shape[0] * hop < length:
-        raise ParameterError(f"{E.shape[0]} frames x hop {hop} = {E.shape[0] * hop} samples is "
-                             f"shorter than the clean reference ({length} samples)")
-    return E, freqs, hop
-
-
-def _reference_vstoi(reference: Reference, envelopes: np.ndarray,
-                     freqs: Sequence[float] | np.ndarray, hop: int, extended: bool,
-                     tables: dict) -> float:
-    """:meth:`Reference.vstoi_envelopes <pa_ci.chain.stoi.Reference.vstoi_envelopes>`;
-    ``tables`` is the reference's own cache of carrier tables."""
-    E, f, hop = _check_envelopes(envelopes, freqs, hop, reference.length)
-    if not reference.valid:
-        _warn_too_short(reference.n_frames, stacklevel=4)  # the caller of vstoi_envelopes
-        return TOO_SHORT_SCORE
-    runs10, runs16 = reference.needed_runs()
-    key = (f.tobytes(), hop)
-    n_k = -(-reference.length // hop)
-    if key not in tables:
-        tables[key] = _carrier_tables(f, hop, reference.fs, n_k)
-    carriers = _Carriers(*tables[key], hop)
-    ana = _analysis(reference.fs)
-    xbar = reference.estoi_segments if extended else np.zeros((0, NUMBAND, N_SEGMENT))
-    score = float(_vstoi_item(E[:n_k], carriers, reference.length, runs16, ana, runs10,
-                              reference.length10, reference.kept_starts, reference.x_bands,
-                              *reference.x_stats, xbar, bool(extended)))
-    if not math.isfinite(score):  # checked on the result: a full scan of E costs more
-        raise ParameterError("envelopes contain NaN or Inf (or overflow) where they reach "
-                             "the score")
-    return score
-
 
 class ReferenceSet:
     """Many :class:`Reference` items packed into flat arrays for parallel VSTOI (``numba.prange``).

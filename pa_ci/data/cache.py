@@ -22,19 +22,16 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .. import __version__
 from .._files import current_umask, write_text_atomic
 from ..errors import DataError
-from .mixing import FS
+from .config import FS, DatasetConfig, _jsonable, default_config
 from .plan import _inputs
 from .speakers import _Utterance
-
-if TYPE_CHECKING:
-    from .dataset import Dataset, DatasetConfig
 
 #: Bumped when the on-disk layout or the meaning of a field changes.
 DATA_FORMAT_VERSION = 1
@@ -104,20 +101,6 @@ def _chain_code_hashes() -> dict[str, str]:
     return out
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def _key_document(config: DatasetConfig, utts: list[_Utterance], noise_files: list[tuple[str, Path]],
                   memo: _HashMemo) -> dict[str, Any]:
     cfg = config.to_dict()
@@ -134,7 +117,6 @@ def dataset_key(config: DatasetConfig | None = None, cache_dir: str | os.PathLik
     """The cache key :func:`~pa_ci.data.dataset.build_dataset` would use for ``config`` (default:
     :func:`~pa_ci.data.dataset.default_config`; reads and hashes the files)."""
     if not config:
-        from .dataset import default_config   # the layer above: the configuration of a dataset
         config = default_config()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     utts, noise_files, _ = _inputs(config)
@@ -156,7 +138,9 @@ def _pack(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return flat, offsets
 
 
-def _write(dataset: Dataset, speech: dict[str, np.ndarray], folder: Path, key_doc: dict[str, Any]) -> None:
+# ``Dataset`` (pa_ci.data.dataset.Dataset) is named, not imported: dataset imports this module
+def _write(dataset: "Dataset",  # noqa: F821
+           speech: dict[str, np.ndarray], folder: Path, key_doc: dict[str, Any]) -> None:
     """``speech``: the unscaled float64 speech per file; stored once, items scale it (clean_scale)."""
     items = dataset.train + dataset.test
     clean_index: dict[tuple[str, int], int] = {}
@@ -214,7 +198,8 @@ def _read(folder: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return manifest, arr
 
 
-def _store(dataset: Dataset, speech: dict[str, np.ndarray], final: Path, key_doc: dict[str, Any]) -> None:
+def _store(dataset: "Dataset",  # noqa: F821 - see _write
+           speech: dict[str, np.ndarray], final: Path, key_doc: dict[str, Any]) -> None:
     """Write ``dataset`` (:func:`_write`) to a temporary folder next to ``final`` and rename it
     to ``final`` when complete; a failure leaves no folder behind, and an OSError becomes a
     :class:`DataError`."""

@@ -12,20 +12,14 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..chain.audio import read_audio, resample
 from ..chain.noise import ccitt_noise
 from ..errors import AudioError, ParameterError
+from .config import FS, DatasetConfig
 from .plan import CCITT_NAME, _inputs, _streams
 
-if TYPE_CHECKING:
-    from .dataset import DatasetConfig
-
-#: Sample rate of everything in a dataset (the ACE rate, DECISIONS.md).
-FS = 16000
 #: Length of the generated CCITT noise from which segments are cut (tiled if shorter).
 CCITT_SECONDS = 30.0
 

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..chain.audio import AUDIO_SUFFIXES
 from ..chain.noise import audio_files, noise_name
 from ..errors import DataError
+from .config import DatasetConfig
 from .speakers import _Utterance, scan_speech
-
-if TYPE_CHECKING:
-    from .dataset import DatasetConfig
 
 #: Name of the generated ITU-T G.227 noise type.
 CCITT_NAME = "ccitt"

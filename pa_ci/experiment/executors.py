@@ -1,8 +1,9 @@
 """Where the runs of a sweep execute: in this process, on a local process pool or on a Dask cluster.
 
 Every executor calls ``run(spec, job)`` for each spec still to do and hands each outcome to the
-sweep's ledger (``ledger.finished(spec, result)`` or ``ledger.error(spec, exc)``) in the main
-process, as the runs finish; a run that raises is recorded and the others go on.
+sweep's ledger (:mod:`pa_ci.experiment.ledger`: ``ledger.finished(spec, result)`` or
+``ledger.error(spec, exc)``) in the main process, as the runs finish; a run that raises is
+recorded and the others go on.
 
 * in-process (``workers=1``): :func:`_run_here`;
 * a local process pool (``workers>1``): :func:`_run_pool`, "spawn" start method (forking a process
@@ -21,23 +22,15 @@ import contextlib
 import multiprocessing
 import os
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from ..errors import ParameterError, TrainingError
-
-if TYPE_CHECKING:
-    from .sweep import _Ledger
+from .ledger import _Ledger, _one_line
 
 #: ``runner(spec, job) -> dict``: one run of a sweep (default :func:`pa_ci.experiment.protocol.run_one`).
 Runner = Callable[[Any, Any], dict]
 #: Seconds to wait for a Dask scheduler before giving up (Dask's default is 30).
 DASK_CONNECT_TIMEOUT = 10
-
-
-def _one_line(exc: BaseException) -> str:
-    """The error of a run as it is recorded: ``Type: message`` on one line, at most 500 characters."""
-    text = " ".join(str(exc).split()) or "(no message)"
-    return f"{type(exc).__name__}: {text}"[:500]
 
 
 # ----------------------------------------------------------------------------- in this process

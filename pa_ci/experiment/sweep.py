@@ -17,20 +17,18 @@ run *means* (every spec field that is not a grid axis: ``pa_iters``, ``finetune_
 ``sweep.json``, because a run's key does not contain them; adding rates, scopes, methods, g or
 seeds is allowed. A mismatch is one error naming the setting and both values.
 
-This module holds the grid (:class:`SweepPlan`, :func:`parse_rates`), the folder's ledger
-(``sweep.json``, ``results.csv``, ``failed.json``), :func:`run_sweep` and the summaries and
-figures of the table. Runs are executed in-process (``workers=1``), on a local process pool
-(``workers>1``; a script that calls :func:`run_sweep` with workers must guard its entry point
-with ``if __name__ == "__main__":``), or on a Dask cluster (``scheduler="tcp://host:port"``, the
-optional ``dist`` extra): :mod:`pa_ci.experiment.executors`.
+This module holds the grid (:class:`SweepPlan`, :func:`parse_rates`), the folder's settings
+(``sweep.json``), :func:`run_sweep` and the summaries and figures of the table; the ledger of the
+results (``results.csv``, ``failed.json``, :func:`read_results`) is
+:mod:`pa_ci.experiment.ledger`. Runs are executed in-process (``workers=1``), on a local process
+pool (``workers>1``; a script that calls :func:`run_sweep` with workers must guard its entry
+point with ``if __name__ == "__main__":``), or on a Dask cluster (``scheduler="tcp://host:port"``,
+the optional ``dist`` extra): :mod:`pa_ci.experiment.executors`.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import hashlib
-import io
 import json
 import math
 import os
@@ -47,8 +45,10 @@ from ..progress import ProgressFn
 from ..prune.magnitude import SCOPES as _SCOPES
 from ..prune.pruning_aware import PERTURBATIONS as _PERTURBATIONS
 from ..validate import is_int
-from .executors import (Runner, _connect, _dask, _one_line, _run_dask, _run_here, _run_pool,
-                        parse_scheduler)
+from .executors import Runner, _connect, _dask, _run_dask, _run_here, _run_pool, parse_scheduler
+# the results ledger; LEADING_COLUMNS and read_results are this module's names too, as before
+from .ledger import (LEADING_COLUMNS, _jsonable, _Ledger, _parse_cell, _read_csv,  # noqa: F401
+                     _row_order, _spec_dict, read_results)
 from .protocol import METHODS, RunSpec, run_one
 
 #: Pruning rates of the paper (§II-D): 0.05, 0.10, ..., 0.95.
@@ -58,10 +58,6 @@ SCOPES: tuple[str, ...] = tuple(_SCOPES)
 G_NAMES: tuple[str, ...] = tuple(_PERTURBATIONS)
 #: The g recorded for the magnitude baseline, which does not use Eq. 6.
 NO_G = "-"
-#: Leading columns of ``results.csv``; every further key a run returns follows, sorted.
-LEADING_COLUMNS: tuple[str, ...] = (
-    "rate", "scope", "method", "g", "seed", "pa_iters", "finetune_iters",
-    "vstoi_before", "vstoi_pa", "vstoi_pruned", "vstoi_finetuned")
 SWEEP_FORMAT = "pa-ci-sweep"
 #: The grid axes of sweep.json (spec field -> grid name). Every OTHER spec field (pa_iters,
 #: finetune_iters, lam, ...) and the job description define what a run means: they must match
@@ -221,33 +217,6 @@ def plan_runs(rates: Sequence[float] = PAPER_RATES, scopes: Sequence[str] = ("wh
 
 
 # ----------------------------------------------------------------------------- descriptions
-def _jsonable(value: Any) -> Any:
-    """A JSON-safe, repr-free stand-in of ``value`` (bytes and arrays by SHA-256 and size)."""
-    if value is None or isinstance(value, (bool, str, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        data = bytes(value)
-        return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    if isinstance(value, np.ndarray):
-        data = np.ascontiguousarray(value)
-        return {"sha256": hashlib.sha256(data.tobytes()).hexdigest(), "shape": list(data.shape),
-                "dtype": str(data.dtype)}
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [_jsonable(v) for v in items]
-    return {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
-
-
 def describe_job(job: Any) -> Any:
     """What ``sweep.json`` records of the shared job: ``job.describe()`` if it has one, else its
     dataclass fields / dict items (bytes and arrays by SHA-256), never a ``repr``."""
@@ -294,84 +263,6 @@ def _grid_of(specs: Sequence[Any]) -> dict[str, list]:
     return {name: _sorted_values(v) for name, v in values.items()}
 
 
-def _spec_dict(spec: Any) -> dict[str, Any]:
-    if callable(getattr(spec, "to_dict", None)):
-        return dict(spec.to_dict())
-    return dataclasses.asdict(spec)
-
-
-# ----------------------------------------------------------------------------- results table
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(_jsonable(value), sort_keys=True)
-    return str(value)
-
-
-def _parse_cell(text: str) -> Any:
-    if text == "":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _row_order(row: dict[str, str]) -> tuple:
-    def num(name: str) -> float:
-        try:
-            return float(row.get(name, ""))
-        except ValueError:
-            return math.inf
-    return (row.get("scope", ""), row.get("method", ""), row.get("g", ""), num("rate"),
-            num("seed"), row.get("key", ""))
-
-
-def _columns(rows: Iterable[dict[str, str]]) -> list[str]:
-    seen: set[str] = set()
-    for row in rows:
-        seen.update(row)
-    return list(LEADING_COLUMNS) + sorted(seen - set(LEADING_COLUMNS))
-
-
-def _write_csv(path: Path, rows: dict[str, dict[str, str]]) -> None:
-    ordered = sorted(rows.values(), key=_row_order)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_columns(ordered), restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(ordered)
-    write_text_atomic(path, buffer.getvalue())
-
-
-def _read_csv(path: Path) -> dict[str, dict[str, str]]:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            fields = reader.fieldnames or []
-            if "key" not in fields:
-                raise TrainingError(f"{path}: not a pa-ci sweep table (no 'key' column)")
-            return {row["key"]: {k: v for k, v in row.items() if v != ""} for row in reader}
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TrainingError(f"{path}: cannot read the sweep table ({exc})") from None
-
-
-def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of a sweep's ``results.csv`` (or of the folder holding it), numbers parsed."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.csv"
-    if not path.is_file():
-        raise TrainingError(f"{path}: no sweep results (file missing)")
-    rows = _read_csv(path)
-    return [{k: _parse_cell(v) for k, v in row.items()}
-            for row in sorted(rows.values(), key=_row_order)]
-
-
 # ----------------------------------------------------------------------------- running
 @dataclass
 class SweepResult:
@@ -391,50 +282,6 @@ class SweepResult:
     @property
     def csv_path(self) -> Path:
         return self.out_dir / "results.csv"
-
-
-class _Ledger:
-    """Main-process book-keeping: rows, failures, the files, progress calls."""
-
-    def __init__(self, out_dir: Path, rows: dict[str, dict[str, str]], total: int,
-                 progress: ProgressFn | None) -> None:
-        self.out_dir, self.rows, self.total, self.progress = out_dir, rows, total, progress
-        self.done: list[str] = []
-        self.failed: dict[str, str] = {}
-        self.count = 0
-
-    def finished(self, spec: Any, result: Any) -> None:
-        key = spec.key()
-        if not isinstance(result, dict):
-            self.error(spec, TypeError(f"runner returned {type(result).__name__}, expected dict"))
-            return
-        row = _spec_dict(spec)
-        row.update(result)
-        row["key"] = key
-        self.rows[key] = {str(k): _cell(v) for k, v in row.items() if v is not None}
-        _write_csv(self.out_dir / "results.csv", self.rows)
-        self.done.append(key)
-        self.count += 1
-        if self.progress is not None:
-            self.progress(self.count, self.total, {
-                "key": key, "vstoi_pruned": result.get("vstoi_pruned"),
-                "vstoi_finetuned": result.get("vstoi_finetuned")})
-
-    def error(self, spec: Any, exc: BaseException) -> None:
-        key = spec.key()
-        self.failed[key] = _one_line(exc)
-        self.write_failed()
-        self.count += 1
-        if self.progress is not None:
-            self.progress(self.count, self.total, {"key": key, "error": self.failed[key]})
-
-    def write_failed(self) -> None:
-        path = self.out_dir / "failed.json"
-        if self.failed:
-            write_text_atomic(path, json.dumps(self.failed, indent=1, sort_keys=True) + "\n")
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
 
 
 def _prepare(specs: Sequence[Any], job: Any, out_dir: Path) -> dict[str, dict[str, str]]:

@@ -8,15 +8,13 @@ the current weights into a new keep-mask for its tensors (masks only shrink), an
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from ..codec.layout import Layout
+from .policy import Policy
 from .sensitivity import level_mask, tensor_std
-
-if TYPE_CHECKING:
-    from .schedule import Policy
 
 __all__ = ["PRUNERS", "SensitivityPruner", "SparsityLevelParameterPruner", "AutomatedGradualPruner",
            "MagnitudeParameterPruner", "agp_sparsity"]

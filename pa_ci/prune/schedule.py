@@ -1,12 +1,12 @@
 """Distiller-style compression schedules: reading and checking the YAML file.
 
-One concept: the schedule file and what it means (:class:`Schedule`, :class:`Policy`,
-:func:`parse_schedule`, :func:`load_schedule`, the LR schedulers). Not an equation of the paper:
-next to the paper's global magnitude pruner (Eq. 2-4, :mod:`pa_ci.prune.magnitude`), pa-ci reads
-the compression schedules of Intel's Distiller (``docs-src/docs/schedule.md``;
-specs/pruning_peers_research.md §2.1-§2.2). The pruners are :mod:`pa_ci.prune.pruners`;
-:func:`pa_ci.prune.schedule_run.run_schedule` runs a schedule with SPSA fine-tuning between
-pruning events. The file format::
+One concept: the schedule file and what it means (:class:`Schedule`, :class:`Policy` (defined in
+:mod:`pa_ci.prune.policy`), :func:`parse_schedule`, :func:`load_schedule`, the LR schedulers).
+Not an equation of the paper: next to the paper's global magnitude pruner (Eq. 2-4,
+:mod:`pa_ci.prune.magnitude`), pa-ci reads the compression schedules of Intel's Distiller
+(``docs-src/docs/schedule.md``; specs/pruning_peers_research.md §2.1-§2.2). The pruners are
+:mod:`pa_ci.prune.pruners`; :func:`pa_ci.prune.schedule_run.run_schedule` runs a schedule with
+SPSA fine-tuning between pruning events. The file format::
 
     version: 1
     pruners:
@@ -78,6 +78,7 @@ from ..codec.layout import Layout
 from ..train.spsa import MAX_ITERATIONS
 from ..validate import is_finite_real, is_int
 from ..yaml_subset import YamlList, YamlMap, loads
+from .policy import Policy
 from .pruners import (PRUNERS, _UNSUPPORTED_PRUNERS, AutomatedGradualPruner, MagnitudeParameterPruner,
                       SensitivityPruner, SparsityLevelParameterPruner, _Pruner)
 
@@ -258,26 +259,6 @@ def _lr_scheduler(name: str, node: YamlMap, where: _Where) -> _LrScheduler:
 
 
 # ----------------------------------------------------------------------------- the schedule
-@dataclass(frozen=True)
-class Policy:
-    """When one pruner (or LR scheduler) fires: sorted epochs and where the policy is written."""
-
-    kind: str                 # "pruner" or "lr_scheduler"
-    instance: str
-    epochs: tuple[int, ...]
-    line: int | None
-    starting_epoch: int | None = None
-    ending_epoch: int | None = None
-    frequency: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {"kind": self.kind, "instance": self.instance, "epochs": list(self.epochs)}
-        if self.starting_epoch is not None:
-            d.update(starting_epoch=self.starting_epoch, ending_epoch=self.ending_epoch,
-                     frequency=self.frequency)
-        return d
-
-
 @dataclass
 class Schedule:
     """A parsed compression schedule, checked against one FRAE layout."""
