@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from naive.prune import naive_pruned
 from pa_ci.errors import ParameterError
 from pa_ci.codec.frae import FraeConfig, frae_layout, init_params
-from pa_ci.prune.magnitude import (eligible_mask, magnitude_mask, n_pruned, part_counts, prune,
-                                   pruned_indices, pruning_direction, sparsity_table)
+from pa_ci.prune.magnitude import (eligible_mask, magnitude_mask, n_pruned, part_counts, part_totals,
+                                   prune, pruned_indices, pruning_direction, sparsity_table)
 from pa_ci.prune.pruning_aware import PERTURBATIONS, PruningAwareObjective, perturbation_scale
 
 CFG = FraeConfig()
@@ -196,3 +196,17 @@ def test_part_counts_are_the_per_part_totals_of_the_sparsity_table() -> None:
         assert counts[f"nonzero_{part}"] == sum(r["nnz"] for r in w)
     assert counts == {"weights_encoder": 2128, "nonzero_encoder": 2128,
                       "weights_decoder": 980, "nonzero_decoder": 490}
+
+
+def test_part_totals_agree_with_part_counts_and_the_layout() -> None:
+    theta, _ = prune(init_params(CFG, 0), LAYOUT, "whole", 0.7)
+    totals = part_totals(sparsity_table(theta, LAYOUT))
+    counts = part_counts(theta, CFG)
+    assert set(totals) == {"encoder", "decoder"}        # the codebook has no matrix weights
+    for part in ("encoder", "decoder"):
+        t = totals[part]
+        assert t["weights"] == counts[f"weights_{part}"]
+        assert t["nonzero_weights"] == counts[f"nonzero_{part}"]
+        assert t["sparsity"] == pytest.approx(1 - t["nonzero_weights"] / t["weights"])
+    assert totals["encoder"]["nonzero_weights"] + totals["decoder"]["nonzero_weights"] == \
+        int(np.count_nonzero(theta[eligible_mask(LAYOUT, "whole")]))
