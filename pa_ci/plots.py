@@ -21,6 +21,7 @@ import numpy as np
 
 from ._files import atomic_path
 from .errors import PaCiError
+from .validate import number_or_nan as _number
 
 
 def _pyplot() -> Any:
@@ -83,12 +84,6 @@ def sensitivity_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[floa
 
 
 # ----------------------------------------------------------------------------- sweep figures
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
 
 def _curve(rows: Sequence[dict[str, Any]], column: str) -> tuple[np.ndarray, ...] | None:
     """Rates, seed mean, min, max of ``column`` (rows without a finite value are left out)."""

@@ -35,22 +35,25 @@ def is_finite_real(value: Any) -> bool:
         return False
 
 
-def check_int(value: Any, name: str, low: int | None = None, high: int | None = None) -> int:
-    """``value`` as an ``int`` after checking it is an integer in [low, high]."""
-    if not is_int(value):
-        raise ParameterError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
-        raise ParameterError(f"{name} must be {bounds}, got {value}")
-    return value
+def number_or_nan(value: Any) -> float:
+    """``float(value)``, or NaN for what is not a number (a results table's empty cell)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
-def check_rate(rate: Any, name: str = "rate") -> float:
-    """A pruning rate (fraction of the eligible weights set to zero) in [0, 1]."""
-    if not is_real(rate) or not 0.0 <= float(rate) <= 1.0:
-        raise ParameterError(f"{name} must be a number in [0, 1], got {rate!r}")
-    return float(rate)
+def check_rate(rate: Any) -> float:
+    """A pruning rate (fraction of the eligible weights set to zero) must be a real number in
+    [0, 1]; return it as float."""
+    try:
+        r = float(rate)
+    except (TypeError, ValueError):
+        raise ParameterError(f"pruning rate {rate!r}: expected a number in [0, 1]") from None
+    if not (0.0 <= r <= 1.0) or isinstance(rate, bool):
+        raise ParameterError(f"pruning rate {rate!r}: expected a number in [0, 1] "
+                             "(the fraction of eligible weights set to zero)")
+    return r
 
 
 def check_theta(theta: Any, size: int | None = None, *, name: str = "theta", where: str = "",

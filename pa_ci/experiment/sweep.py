@@ -44,7 +44,7 @@ from ..errors import ParameterError, TrainingError
 from ..progress import ProgressFn
 from ..prune.magnitude import SCOPES as _SCOPES
 from ..prune.pruning_aware import PERTURBATIONS as _PERTURBATIONS
-from ..validate import is_int
+from ..validate import is_int, number_or_nan as _number
 from .executors import Runner, _connect, _dask, _run_dask, _run_here, _run_pool, parse_scheduler
 # the results ledger; LEADING_COLUMNS and read_results are this module's names too, as before
 from .ledger import (LEADING_COLUMNS, _jsonable, _Ledger, _parse_cell, _read_csv,  # noqa: F401
@@ -377,14 +377,6 @@ def run_sweep(specs: Sequence[Any], job: Any, out_dir: str | os.PathLike, *,
 
 
 # ----------------------------------------------------------------------------- summaries
-def _number(value: Any) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return x
-
-
 def _stats(values: list[float]) -> tuple[float | None, float | None, float | None]:
     finite = [v for v in values if math.isfinite(v)]
     if not finite:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..codec.layout import PARTS, Layout
+from ..validate import check_rate
 
 if TYPE_CHECKING:
     from ..codec.frae import FraeConfig
@@ -39,18 +40,6 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "decoder": ("decoder",),
     "encoder": ("encoder",),
 }
-
-
-def check_rate(rate: float) -> float:
-    """A pruning rate must be a real number in [0, 1]; return it as float."""
-    try:
-        r = float(rate)
-    except (TypeError, ValueError):
-        raise ParameterError(f"pruning rate {rate!r}: expected a number in [0, 1]") from None
-    if not (0.0 <= r <= 1.0) or isinstance(rate, bool):
-        raise ParameterError(f"pruning rate {rate!r}: expected a number in [0, 1] "
-                             "(the fraction of eligible weights set to zero)")
-    return r
 
 
 def check_scope(scope: str) -> str:

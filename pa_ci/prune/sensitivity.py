@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .._files import write_text_atomic
-from ..errors import ParameterError
+from ..errors import PaCiError, ParameterError
 from ..validate import is_int
 from ..codec.layout import Layout
 from .magnitude import check_rate, n_pruned, pruned_indices
@@ -497,7 +497,6 @@ class SensitivityResult:
                                         "proposed_schedule": str(out / "proposed_schedule.yaml"),
                                         "warning": None}
         write_csv(self.rows, out / "sensitivity.csv")
-        from ..errors import PaCiError
         try:
             plot(self.rows, out / "sensitivity.png", metric_name=self.metric_name,
                  reference=self.reference)
