@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .errors import PaCiError, YamlError  # noqa: F401 - YamlError: raised here, defined in errors
 
@@ -296,19 +296,8 @@ class _Parser:
         return self._inline(i, col)
 
     def _map(self, indent: int) -> YamlMap:
-        i, _ = self._peek()
-        node = YamlMap(line=i + 1)
-        self._nest(i)
-        while True:
-            pos = self._peek()
-            if pos is None or pos[1] < indent:
-                self.depth -= 1
-                return node
-            i, col = pos
-            line = self.lines[i]
-            if col > indent:
-                raise self._error(i, f"unexpected indentation at column {col + 1}; expected a key at "
-                                     f"column {indent + 1} like line {node.line} ({_MULTILINE})")
+        node = YamlMap(line=self._peek()[0] + 1)
+        for i, col, line in self._block_lines(indent, node.line, "a key"):
             found = self._key_at(i, col)
             if found is None:
                 if _is_dash(line, col):
@@ -330,21 +319,11 @@ class _Parser:
                 node[key] = self._seq(indent, indentless=True)
             else:
                 node[key] = self._node(indent)
+        return node
 
     def _seq(self, indent: int, indentless: bool) -> YamlList:
-        i, _ = self._peek()
-        node = YamlList(line=i + 1)
-        self._nest(i)
-        while True:
-            pos = self._peek()
-            if pos is None or pos[1] < indent:
-                self.depth -= 1
-                return node
-            i, col = pos
-            line = self.lines[i]
-            if col > indent:
-                raise self._error(i, f"unexpected indentation at column {col + 1}; expected '- item' "
-                                     f"at column {indent + 1} like line {node.line} ({_MULTILINE})")
+        node = YamlList(line=self._peek()[0] + 1)
+        for i, col, line in self._block_lines(indent, node.line, "'- item'"):
             if not _is_dash(line, col):
                 if indentless:
                     self.depth -= 1
@@ -361,6 +340,24 @@ class _Parser:
             else:
                 self.col = p   # the item starts on the dash line, indented to column p
             node.append(self._node(indent))
+        return node
+
+    def _block_lines(self, indent: int, first: int, expected: str) -> Iterator[tuple[int, int, str]]:
+        """Nest into the block at column ``indent`` that starts at line ``first`` and yield its
+        lines (i, col, text) as the caller reaches them; at the block's end leave the nesting.
+        A deeper line is an error (the caller consumes the deeper lines of its values)."""
+        self._nest(first - 1)
+        while True:
+            pos = self._peek()
+            if pos is None or pos[1] < indent:
+                self.depth -= 1
+                return
+            i, col = pos
+            if col > indent:
+                raise self._error(i, f"unexpected indentation at column {col + 1}; expected "
+                                     f"{expected} at column {indent + 1} like line {first} "
+                                     f"({_MULTILINE})")
+            yield i, col, self.lines[i]
 
     def _key_at(self, i: int, col: int) -> tuple[Any, int] | None:
         """(key, column after its ':') if a 'key:' starts at (i, col), else None."""

@@ -398,15 +398,7 @@ class ReferenceSet:
         out = np.empty(self.n_items)
         with numba.parallel_chunksize(1):  # dynamic scheduling, longest items first
             self._run_batch(E_list, carriers, xbar, extended, out)
-        bad = np.flatnonzero(~np.isfinite(out))
-        if bad.size:  # cheaper than scanning every envelope first; unread frames cannot matter
-            raise ParameterError(f"item(s) {bad.tolist()[:10]}: envelopes contain NaN or Inf "
-                                 "(or overflow) where they reach the score")
-        if not np.all(self._valid):
-            warnings.warn(f"{int(np.sum(~self._valid))} item(s) have fewer than {N_SEGMENT} STFT "
-                          f"frames after silent-frame removal; they score {TOO_SHORT_SCORE} "
-                          "like pystoi", RuntimeWarning, stacklevel=2)
-        return out
+        return self._checked(out, "envelopes contain")
 
     def vstoi_maxima(self, chans: np.ndarray, vals: np.ndarray, params: AceParams | None = None, *,
                      offsets: np.ndarray | None = None, extended: bool = False) -> np.ndarray:
@@ -484,14 +476,19 @@ class ReferenceSet:
         if bad.size:
             raise ParameterError(f"item(s) {bad.tolist()[:10]}: a frame's channels are out of "
                                  f"range 0..{n_ch - 1} or not strictly ascending")
+        return self._checked(out, "pattern values contain")
+
+    def _checked(self, out: np.ndarray, what: str) -> np.ndarray:
+        """``out`` after the checks of both paths: a non-finite score is an error (cheaper than
+        scanning every input first; unread frames cannot matter), too-short items a warning."""
         bad = np.flatnonzero(~np.isfinite(out))
         if bad.size:
-            raise ParameterError(f"item(s) {bad.tolist()[:10]}: pattern values contain NaN or "
-                                 "Inf (or overflow) where they reach the score")
+            raise ParameterError(f"item(s) {bad.tolist()[:10]}: {what} NaN or Inf (or overflow) "
+                                 "where they reach the score")
         if not np.all(self._valid):
             warnings.warn(f"{int(np.sum(~self._valid))} item(s) have fewer than {N_SEGMENT} STFT "
                           f"frames after silent-frame removal; they score {TOO_SHORT_SCORE} "
-                          "like pystoi", RuntimeWarning, stacklevel=2)
+                          "like pystoi", RuntimeWarning, stacklevel=3)
         return out
 
 

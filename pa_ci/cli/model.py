@@ -161,12 +161,20 @@ def _trained_on_text(r: dict[str, Any]) -> str:
     return f"the model was trained on another dataset, {trained['key']}"
 
 
+def _coding_options(output_help: str):
+    """SOURCE, -o/--output (with ``output_help``), --model and --json of encode and decode."""
+    def wrap(f):
+        for option in (_json_option, _model_option,
+                       click.option("-o", "--output", required=True, help=output_help,
+                                    type=click.Path(dir_okay=False, path_type=Path)),
+                       click.argument("source", type=click.Path(path_type=Path))):
+            f = option(f)
+        return f
+    return wrap
+
+
 @cli.command("encode")
-@click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Stream file to write (.frae).")
-@_model_option
-@_json_option
+@_coding_options("Stream file to write (.frae).")
 def encode_command(source: Path, output: Path, model: Path | None, as_json: bool) -> None:
     """Code SOURCE audio: ACE pattern -> FRAE indices, packed at 6 bits per frame."""
     from ..codec.coder import encode_file
@@ -178,11 +186,7 @@ def encode_command(source: Path, output: Path, model: Path | None, as_json: bool
 
 
 @cli.command("decode")
-@click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="OUT.wav (vocoded audio, 16 kHz) or OUT.npz (decoded pattern).")
-@_model_option
-@_json_option
+@_coding_options("OUT.wav (vocoded audio, 16 kHz) or OUT.npz (decoded pattern).")
 def decode_command(source: Path, output: Path, model: Path | None, as_json: bool) -> None:
     """Decode a stream written by `pa-ci encode` into a pattern (.npz) or its vocoded audio (.wav).
 

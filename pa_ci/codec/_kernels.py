@@ -258,6 +258,37 @@ def _take_next(offsets, items, nxt, i1, pos, end, l):
     return nxt, False
 
 
+@njit(inline="always", **_JIT)
+def _start_lanes(offsets, items, i0, i1):
+    """The first items of items[i0:i1] on the lanes: pos, end (each lane's next frame and the end
+    of its item; pos == end: idle), the next item to take and the number of busy lanes."""
+    pos = np.zeros(_L, dtype=np.int64)
+    end = np.zeros(_L, dtype=np.int64)
+    nxt = i0
+    active = 0
+    for l in range(_L):
+        nxt, took = _take_next(offsets, items, nxt, i1, pos, end, l)
+        if took:
+            active += 1
+    return pos, end, nxt, active
+
+
+@njit(inline="always", **_JIT)
+def _next_frame(ln, l, offsets, items, nxt, i1, pos, end, active, He, Hd):
+    """Lane l moves on one frame; when its item is done its states reset (s and h) and it takes
+    the next item of items[nxt:i1]. Returns (the new nxt, the number of busy lanes)."""
+    pos[l] += 1
+    if pos[l] == end[l]:
+        for k in range(He):
+            ln.s[k, l] = 0.0
+        for k in range(Hd):
+            ln.HX[k, l] = 0.0
+        nxt, took = _take_next(offsets, items, nxt, i1, pos, end, l)
+        if not took:
+            active -= 1
+    return nxt, active
+
+
 # --------------------------------------------------------------------------- batched kernels
 @lru_cache(maxsize=None)
 def _batch_kernels(C: int, He: int, Hd: int, D: int, K: int) -> _BatchKernels:
@@ -268,18 +299,11 @@ def _batch_kernels(C: int, He: int, Hd: int, D: int, K: int) -> _BatchKernels:
         """Encoder + decoder over the items items[i0:i1] (longest first) on _L lanes, each item
         from zero states; frame f's results go to row f of the outputs (those with rows)."""
         ln = _lane_arrays(C, He, Hd, D)
-        s, HX, z, best = ln.s, ln.HX, ln.z, ln.best
+        HX, z, best = ln.HX, ln.z, ln.best
         idx_out, dec_out, lat_out = out.indices, out.decoded, out.latents
         ch_out, val_out = out.chans, out.values
-        pos = np.zeros(_L, dtype=np.int64)   # next frame of each lane; pos == end: idle
-        end = np.zeros(_L, dtype=np.int64)
+        pos, end, nxt, active = _start_lanes(offsets, items, i0, i1)
         want_lat = lat_out.shape[0] > 0
-        nxt = i0
-        active = 0
-        for l in range(_L):
-            nxt, took = _take_next(offsets, items, nxt, i1, pos, end, l)
-            if took:
-                active += 1
         while active > 0:
             for c in range(C):
                 for l in range(_L):
@@ -300,15 +324,7 @@ def _batch_kernels(C: int, He: int, Hd: int, D: int, K: int) -> _BatchKernels:
                     for d in range(D):
                         lat_out[f, d] = z[d, l]
                 _emit(ln, l, n_max, f, dec_out, ch_out, val_out, C)
-                pos[l] = f + 1
-                if pos[l] == end[l]:         # item done: the lane takes the next one
-                    for k in range(He):
-                        s[k, l] = 0.0
-                    for k in range(Hd):
-                        HX[k, l] = 0.0
-                    nxt, took = _take_next(offsets, items, nxt, i1, pos, end, l)
-                    if not took:
-                        active -= 1
+                nxt, active = _next_frame(ln, l, offsets, items, nxt, i1, pos, end, active, He, Hd)
 
     @njit(parallel=True, **_JIT)
     def forward(frame_ptr, cols, vals, offsets, items, unit_theta, unit_ptr, net, n_max, out):
@@ -323,16 +339,9 @@ def _batch_kernels(C: int, He: int, Hd: int, D: int, K: int) -> _BatchKernels:
     def decode_unit(indices, offsets, items, i0, i1, net, n_max, out):
         """Decoder only over items[i0:i1] on _L lanes (as forward_unit) into out."""
         ln = _lane_arrays(C, He, Hd, D)
-        HX, best = ln.HX, ln.best
-        pos = np.zeros(_L, dtype=np.int64)
-        end = np.zeros(_L, dtype=np.int64)
+        best = ln.best
+        pos, end, nxt, active = _start_lanes(offsets, items, i0, i1)
         none = np.empty((0, C), dtype=np.int8)
-        nxt = i0
-        active = 0
-        for l in range(_L):
-            nxt, took = _take_next(offsets, items, nxt, i1, pos, end, l)
-            if took:
-                active += 1
         while active > 0:
             for l in range(_L):
                 best[l] = indices[pos[l]] if pos[l] < end[l] else 0
@@ -343,13 +352,7 @@ def _batch_kernels(C: int, He: int, Hd: int, D: int, K: int) -> _BatchKernels:
                     continue
                 f = pos[l]
                 _emit(ln, l, n_max, f, out, none, out, C)
-                pos[l] = f + 1
-                if pos[l] == end[l]:
-                    for k in range(Hd):
-                        HX[k, l] = 0.0
-                    nxt, took = _take_next(offsets, items, nxt, i1, pos, end, l)
-                    if not took:
-                        active -= 1
+                nxt, active = _next_frame(ln, l, offsets, items, nxt, i1, pos, end, active, He, Hd)
 
     @njit(parallel=True, **_JIT)
     def decode(indices, offsets, items, unit_ptr, net, n_max, out):

@@ -1,6 +1,7 @@
 """The FRAE codec on files: load a model, encode audio to a stream file, decode it back.
 
-These are the functions behind ``pa-ci encode`` and ``pa-ci decode``. They return plain
+These are the functions behind ``pa-ci encode`` and ``pa-ci decode``, and
+:func:`export_run_model` (a finished pruning run's model as its sparse export). They return plain
 dictionaries the CLI prints. A model is a :mod:`pa_ci.codec.model_file` file whose header holds
 the :class:`~pa_ci.codec.frae.FraeConfig`; without a path, the model shipped in the package is
 used. Scoring a model or an export on a dataset (``pa-ci eval``) is :mod:`pa_ci.train.evaluate`.
@@ -20,6 +21,7 @@ from ..chain.audio import write_wav
 from .bitstream import Stream, index_entropy, measured_bitrate_bps, read_stream, write_stream
 from ..chain.files import load_audio_at
 from ..errors import ModelFileError, ParameterError
+from .export import MEMORY_BUDGET_BYTES, write_export
 from .frae import FraeConfig, decode, forward, frae_layout
 from .model_file import ModelFile, load_model, model_hash
 
@@ -147,3 +149,18 @@ def _decoder(model: str | os.PathLike | None):
         raise ModelFileError(f"{model}: the export does not record its source model's hash, so "
                              "streams cannot be checked against it; export it with pa-ci export")
     return export.theta, export.config, export.model_hash, export
+
+
+def export_run_model(run_dir: str | os.PathLike, part: str, *,
+                     source: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write ``RUN/<part>.pacx``, the sparse float32 export of ``part`` of a finished run's
+    ``RUN/model.npz`` (a pruning or schedule run), and return where and how big: ``model``,
+    ``source_model`` (``source``, the model the run started from), ``export``, ``export_part``,
+    ``size_bytes``, ``dense_float32_bytes`` and ``budget_bytes``."""
+    run = Path(run_dir)
+    final = load_model(run / "model.npz")
+    info = write_export(run / f"{part}.pacx", final.theta, FraeConfig.from_dict(final.config),
+                        part=part, model_hash=final.hash)
+    return {"model": str(run / "model.npz"), "source_model": None if source is None else str(source),
+            "export": str(info.path), "export_part": part, "size_bytes": info.n_bytes,
+            "dense_float32_bytes": info.dense_float32_bytes, "budget_bytes": MEMORY_BUDGET_BYTES}

@@ -124,10 +124,9 @@ from .envelope import Envelope, check_hash, pack_hash, unpack_hash
 from .frae import FraeConfig, _one_theta, frae_layout
 from .layout import Layout, TensorSpec
 
-__all__ = ["export_run_model", "MAGIC", "FORMAT_VERSION", "HEADER_SIZE", "PARTS", "VALUE_TYPES", "ROW_TYPES", "ENCODINGS",
-           "MEMORY_BUDGET_BYTES", "ExportInfo", "ExportedModel", "StoredTensor", "part_mask",
-           "stored_tensors", "export_bytes",
-           "write_export", "from_bytes", "read_export"]
+__all__ = ["MAGIC", "FORMAT_VERSION", "HEADER_SIZE", "PARTS", "VALUE_TYPES", "ROW_TYPES",
+           "ENCODINGS", "MEMORY_BUDGET_BYTES", "ExportInfo", "ExportedModel", "StoredTensor",
+           "part_mask", "stored_tensors", "export_bytes", "write_export", "from_bytes", "read_export"]
 
 #: First four bytes of every export file.
 MAGIC = b"PACX"
@@ -587,19 +586,3 @@ def read_export(path: str | os.PathLike) -> ExportedModel:
     """Read and validate an export file (:func:`from_bytes`); missing/unreadable: ModelFileError."""
     path = Path(path)
     return from_bytes(_FILE.read(path), str(path))
-
-
-def export_run_model(run_dir: str | os.PathLike, part: str, *,
-                     source: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Write ``RUN/<part>.pacx``, the sparse float32 export of ``part`` of a finished run's
-    ``RUN/model.npz`` (a pruning or schedule run), and return where and how big: ``model``,
-    ``source_model`` (``source``, the model the run started from), ``export``, ``export_part``,
-    ``size_bytes``, ``dense_float32_bytes`` and ``budget_bytes``."""
-    from .model_file import load_model
-    run = Path(run_dir)
-    final = load_model(run / "model.npz")
-    info = write_export(run / f"{part}.pacx", final.theta, FraeConfig.from_dict(final.config),
-                        part=part, model_hash=final.hash)
-    return {"model": str(run / "model.npz"), "source_model": None if source is None else str(source),
-            "export": str(info.path), "export_part": part, "size_bytes": info.n_bytes,
-            "dense_float32_bytes": info.dense_float32_bytes, "budget_bytes": MEMORY_BUDGET_BYTES}

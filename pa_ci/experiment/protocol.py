@@ -50,7 +50,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .._files import claim_folder, write_text_atomic
-from ..codec.export import export_run_model
+from ..codec.coder import export_run_model
 from ..codec.frae import FraeConfig, frae_layout
 from ..codec.model_file import ModelFile, load_model, save_model
 from ..errors import ParameterError, TrainingError
@@ -202,7 +202,7 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
     checkpoint; without it, a folder holding a run is an error.
 
     ``export_part`` (e.g. the scope): also write ``RUN/<part>.pacx`` from the final model
-    (:func:`pa_ci.codec.export.export_run_model`) and add where and how big to the returned
+    (:func:`pa_ci.codec.coder.export_run_model`) and add where and how big to the returned
     figures (result.json keeps the run's own figures).
     """
     result = _run_protocol(model, spec, run_dir, train_items=train_items, eval_items=eval_items,

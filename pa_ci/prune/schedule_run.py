@@ -20,7 +20,7 @@ import numpy as np
 from .._files import claim_folder, write_text_atomic
 from ..errors import ParameterError, TrainingError
 from ..progress import ProgressFn
-from ..codec.export import export_run_model
+from ..codec.coder import export_run_model
 from ..codec.frae import FraeConfig, frae_layout
 from ..codec.layout import Layout
 from ..codec.model_file import ModelFile, save_model
@@ -75,7 +75,7 @@ def run_schedule(model: ModelFile, schedule: Schedule, run_dir: str | os.PathLik
     ``dataset``: the record of the dataset the items come from (:meth:`pa_ci.data.Dataset.record`),
     kept in run.json, result.json and the model files; a resume must use the same key.
     ``export_part``: also write ``RUN/<part>.pacx`` from the final model and add where and how
-    big to the returned figures (:func:`pa_ci.codec.export.export_run_model`).
+    big to the returned figures (:func:`pa_ci.codec.coder.export_run_model`).
     """
     t0 = time.monotonic()
     run = Path(run_dir)
