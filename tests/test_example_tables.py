@@ -1,0 +1,74 @@
+"""The tables of the examples' READMEs are what their scripts print from the committed CSVs.
+
+Each README states the command that makes its table; this runs it and looks for its output in
+the README, so a figure edited by hand, or a CSV changed without its table, fails here.
+"""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (README, script and its arguments): the commands the READMEs give.
+TABLES = [
+    ("examples/pruning_sweep/README.rst", ["examples/sweep_table.py", "examples/pruning_sweep"]),
+    ("examples/pruning_sweep/README.rst",
+     ["examples/paper_sweep/claims.py", "examples/pruning_sweep/results.csv",
+      "--pa-iters", "150", "--finetune-iters", "150", "--batch-size", "25"]),
+]
+
+
+def _tables(text: str) -> list[str]:
+    """The reStructuredText simple tables of a text (from its first rule to its closing one)."""
+    out, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        if lines[i].startswith("==") and set(lines[i]) <= {"=", " "}:
+            j, rules = i, 0
+            while j < len(lines) and lines[j].strip():
+                rules += lines[j].startswith("==") and set(lines[j]) <= {"=", " "}
+                j += 1
+                if rules == 3:
+                    break
+            out.append("\n".join(lines[i:j]))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+@pytest.mark.parametrize("readme, command", TABLES, ids=lambda x: x if isinstance(x, str) else x[0])
+def test_readme_table_is_the_scripts_output(readme, command):
+    printed = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout
+    tables = _tables(printed)
+    assert tables, f"{command[0]} printed no table"
+    text = (ROOT / readme).read_text(encoding="utf-8")
+    for table in tables:
+        assert table in text, f"{readme} does not hold this table of {' '.join(command)}:\n{table}"
+
+
+def test_claims_table_changes_with_the_csv(tmp_path):
+    """The claims script reads its figures from the CSV (a changed row changes the table)."""
+    src = ROOT / "examples/pruning_sweep/results.csv"
+    with open(src, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        if r["scope"] == "whole" and r["method"] == "pa":   # PA now far below the baseline
+            r["vstoi_pruned"] = "0.1"
+    with open(tmp_path / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    args = ["--pa-iters", "150", "--finetune-iters", "150", "--batch-size", "25"]
+    before = subprocess.run([sys.executable, "examples/paper_sweep/claims.py", str(src), *args],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    after = subprocess.run([sys.executable, "examples/paper_sweep/claims.py",
+                            str(tmp_path / "results.csv"), *args],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    first = [line for line in after.splitlines() if line.startswith("PA beats") and "(whole)" in line]
+    assert before != after and first and first[0].rstrip().endswith("no")
