@@ -476,3 +476,49 @@ def test_calibrate_bad_parameters():
                {"n_iters": 10, "target_step": 0.1, "n_samples": 1}):
         with pytest.raises(ParameterError):
             calibrate(J, np.zeros(3), **kw)
+
+
+# --- iterate averaging ----------------------------------------------------------------------
+
+def test_iterate_mean_is_the_mean_of_the_iterates_and_leaves_them_alone(problem):
+    target, theta0 = problem
+    J = noisy_quadratic(target, 0.05, seed=3)
+    mask = np.arange(P) % 3 != 0
+    gains = Gains(a=0.05, A=10.0, c=0.05)
+    plain = Spsa(J, theta0, gains=gains, seed=4, mask=mask)
+    avg = Spsa(J, theta0, gains=gains, seed=4, mask=mask, average_from=3)
+    iterates = []
+    for _ in range(10):
+        plain.step()
+        avg.step()
+        iterates.append(avg.theta)
+        assert np.array_equal(plain.theta, avg.theta)      # averaging does not steer the run
+        if avg.k <= 3:
+            assert avg.iterate_mean is None and avg.n_averaged == 0
+    assert avg.n_averaged == 7
+    expected = np.mean(iterates[3:], axis=0)                # theta_4 .. theta_10
+    assert np.allclose(avg.iterate_mean, expected, rtol=0, atol=1e-13)
+    assert np.array_equal(avg.iterate_mean[~mask], theta0[~mask])   # frozen entries exactly
+    assert not np.allclose(avg.iterate_mean, avg.theta)
+
+
+def test_iterate_mean_survives_a_resume_bit_identically(problem, tmp_path):
+    target, theta0 = problem
+    J = noisy_quadratic(target, 0.05, seed=3)
+    gains = Gains(a=0.05, A=10.0, c=0.05)
+    whole = Spsa(J, theta0, gains=gains, seed=4, average_from=2)
+    whole.run(9)
+    first = Spsa(J, theta0, gains=gains, seed=4, average_from=2)
+    first.run(5)
+    st = first.state_dict()
+    np.savez(tmp_path / "s.npz", theta=st["theta"], iterate_mean=st["iterate_mean"])
+    meta = json.loads(json.dumps({k: v for k, v in st.items() if k not in ("theta", "iterate_mean")}))
+    with np.load(tmp_path / "s.npz") as z:
+        second = Spsa.from_state(J, {**meta, "theta": z["theta"], "iterate_mean": z["iterate_mean"]})
+    second.run(4)
+    assert second.n_averaged == whole.n_averaged == 7
+    assert np.array_equal(second.iterate_mean, whole.iterate_mean)
+    with pytest.raises(TrainingError, match="iterate_mean"):
+        Spsa.from_state(J, {**meta, "theta": st["theta"], "iterate_mean": st["iterate_mean"][:3]})
+    with pytest.raises(ParameterError, match="average_from"):
+        Spsa(J, theta0, average_from=-1)

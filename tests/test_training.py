@@ -225,3 +225,29 @@ def test_calibrated_gains_are_used_recorded_and_resumed(tiny, tmp_path):
         train(tmp_path / "part", tiny.train, options=opts, progress=interrupt)
     resumed = train(tmp_path / "part", tiny.train, options=opts, resume=True)
     assert np.array_equal(_theta(p), _theta(resumed))
+
+
+def test_iterate_averaging_saves_the_mean_and_resumes(tiny, tmp_path):
+    """--average-from: the model is the mean of the iterates (the checkpoint keeps it), a resumed
+    run saves the same model, and the last iterate's train VSTOI is in the meta."""
+    opts = _opts(average_from=2)
+    full = train(tmp_path / "full", tiny.train, options=opts)
+    plain = train(tmp_path / "plain", tiny.train, options=_opts())
+    with np.load(tmp_path / "full" / "checkpoint.npz") as z:
+        assert np.array_equal(z["iterate_mean"], _theta(full))
+        assert not np.array_equal(z["theta"], _theta(full))
+        assert np.array_equal(z["theta"], _theta(plain))     # the iterates are those of a plain run
+    meta = load_model(full).meta["iterate_mean"]
+    assert meta["from"] == 2 and meta["iterates"] == 4
+    assert meta["train_vstoi_last_iterate"] == pytest.approx(load_model(plain).meta["train_vstoi"])
+
+    def interrupt(done, total, info):
+        if info.startswith("it 4 "):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "part", tiny.train, options=opts, progress=interrupt)
+    resumed = train(tmp_path / "part", tiny.train, options=opts, resume=True)
+    assert np.array_equal(_theta(full), _theta(resumed))
+    cfg = json.loads((tmp_path / "plain" / "config.json").read_text())
+    assert "average_from" not in cfg["train"]   # runs without it record what they did before

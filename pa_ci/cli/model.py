@@ -35,6 +35,10 @@ from ._common import (FraeConfig, Progress, _FRAE_DEFAULTS, _check_data_options,
               help="Reject steps that lower the VSTOI by more than this (Spall's blocking).")
 @click.option("--calibrate", "calibrate_step", type=float, default=None,
               help="Set a and A by Spall's calibration for this first step per weight (keeps c).")
+@click.option("--average-from", "average_from", type=click.IntRange(min=0), default=None,
+              help="Iterate averaging (Polyak): the model is the mean of the iterates after "
+                   "this iteration of the run on (0: all); the last iterate's train VSTOI goes "
+                   "to the model's meta.")
 @click.option("--enc-hidden", type=click.IntRange(min=1), default=_FRAE_DEFAULTS.enc_hidden, show_default=True,
               help="Units of the encoder GRU.")
 @click.option("--dec-hidden", type=click.IntRange(min=1), default=_FRAE_DEFAULTS.dec_hidden, show_default=True,
@@ -53,7 +57,8 @@ from ._common import (FraeConfig, Progress, _FRAE_DEFAULTS, _check_data_options,
 def train_command(output: Path, iters: int, seed: int, resume: bool, init_model: Path | None,
                   warm_start: int, batch_size: int | None, checkpoint_every: int, gain_a: float,
                   gain_A: float, gain_c: float, alpha: float, gamma: float, averaging: int,
-                  blocking: float | None, calibrate_step: float | None, enc_hidden: int, dec_hidden: int, latent_dim: int,
+                  blocking: float | None, calibrate_step: float | None, average_from: int | None,
+                  enc_hidden: int, dec_hidden: int, latent_dim: int,
                   codebook_size: int, output_maxima: int, dataset_dir: Path | None, tiny: bool,
                   as_json: bool) -> None:
     """Train an FRAE by SPSA on mean VSTOI over the train split (paper §II-C, Eq. 7).
@@ -78,7 +83,7 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
     options = TrainOptions(iters=iters, seed=seed, batch_size=batch_size, averaging=averaging,
                            blocking=blocking, checkpoint_every=checkpoint_every,
                            warm_start_steps=0 if init_model is not None else warm_start,
-                           calibrate_step=calibrate_step,
+                           calibrate_step=calibrate_step, average_from=average_from,
                            gains=_gains(gain_a, gain_A, gain_c, alpha, gamma))
     dataset = _dataset(tiny, dataset_dir)
     record = dataset.record()
@@ -91,6 +96,7 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
     meta = codec.model.meta
     result = {"model": str(path), "run": str(output), "iterations": meta.get("iterations"),
               "train_vstoi": meta.get("train_vstoi"), "vstoi_initial": meta.get("vstoi_initial"),
+              "iterate_mean": meta.get("iterate_mean"),
               "seed": seed, "model_hash": codec.hash, "n_weights": codec.n_weights,
               "dataset": record}
     text = (f"wrote {path} after {result['iterations']} SPSA iterations: train VSTOI "

@@ -32,6 +32,10 @@ Options (frae_spsa_research.md §7.5):
 * ``clip`` (lo, hi): the trainable entries of theta and of the evaluation points are clipped to
   the box. The gradient uses the nominal 2 c_k (Spall's reference code), not the realised
   difference of clipped points.
+* ``average_from`` k0 (iterate averaging, Polyak & Juditsky 1992; Spall 2003 §7.7): the
+  optimiser also keeps the mean of the iterates theta_{k+1} of the iterations k >= k0
+  (:attr:`Spsa.iterate_mean`), which averages out the random walk that the noisy steps add
+  around the optimum. The iterates themselves are unchanged.
 
 Random numbers: ONE ``numpy.random.Generator(PCG64(seed))`` per optimiser. Each iteration draws
 ``rng.integers(0, 2, size=(q, p))`` for the FULL p (so the stream does not depend on the mask),
@@ -244,7 +248,7 @@ class Spsa:
     def __init__(self, objective: Objective, theta0: np.ndarray, *, gains: Gains = Gains(),
                  maximize: bool = True, mask: np.ndarray | None = None, seed: int = 0,
                  averaging: int = 1, blocking: float | None = None,
-                 clip: tuple[float, float] | None = None) -> None:
+                 clip: tuple[float, float] | None = None, average_from: int | None = None) -> None:
         where = "spsa.Spsa"
         if not callable(objective):
             raise ParameterError(f"{where}: objective must be callable, got {type(objective).__name__}")
@@ -269,6 +273,12 @@ class Spsa:
             t = self._theta[self._idx]
             if np.any(t < self.clip[0]) or np.any(t > self.clip[1]):
                 raise ParameterError(f"{where}: trainable theta0 entries lie outside clip box {self.clip}")
+        if average_from is not None and (not is_int(average_from) or average_from < 0):
+            raise ParameterError(f"{where}: average_from must be None or an iteration >= 0, "
+                                 f"got {average_from!r}")
+        self.average_from = None if average_from is None else int(average_from)
+        self._mean: np.ndarray | None = None
+        self.n_averaged = 0
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
         self.k = 0
 
@@ -288,6 +298,12 @@ class Spsa:
     def theta(self) -> np.ndarray:
         """Copy of the current iterate."""
         return self._theta.copy()
+
+    @property
+    def iterate_mean(self) -> np.ndarray | None:
+        """Copy of the mean of the iterates after the iterations k >= ``average_from`` (None
+        before the first of them, or without ``average_from``)."""
+        return None if self._mean is None else self._mean.copy()
 
     @property
     def mask(self) -> np.ndarray | None:
@@ -328,6 +344,12 @@ class Spsa:
                 accepted = not (y_new > y_old + self.blocking)
         if accepted:
             theta[idx] = cand_t
+        if self.average_from is not None and k >= self.average_from:
+            self.n_averaged += 1
+            if self._mean is None:
+                self._mean = theta.copy()
+            else:   # running mean; untrainable entries stay exactly as in theta
+                self._mean[idx] += (theta[idx] - self._mean[idx]) / self.n_averaged
         self.k = k + 1
         return StepRecord(k=k, a_k=ak, c_k=ck, y_plus=float(yp.mean()), y_minus=float(ym.mean()),
                           grad_scale=float(coef.mean()), accepted=accepted, y_new=y_new,
@@ -349,7 +371,8 @@ class Spsa:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume bit-identically.
 
-        ``theta`` and ``mask`` are arrays (store them in .npz); the rest is JSON-able.
+        ``theta``, ``mask`` and ``iterate_mean`` are arrays (or None; store them in .npz); the
+        rest is JSON-able.
         """
         return {
             "theta": self._theta.copy(),
@@ -359,7 +382,10 @@ class Spsa:
             "gains": self.gains.to_dict(),
             "options": {"maximize": self.maximize, "averaging": self.averaging,
                         "blocking": self.blocking, "seed": self.seed,
-                        "clip": None if self.clip is None else list(self.clip)},
+                        "clip": None if self.clip is None else list(self.clip),
+                        "average_from": self.average_from},
+            "iterate_mean": self.iterate_mean,
+            "n_averaged": int(self.n_averaged),
         }
 
     @classmethod
@@ -378,13 +404,22 @@ class Spsa:
             obj = cls(objective, state["theta"], gains=Gains.from_dict(state["gains"]),
                       maximize=opts.get("maximize", True), mask=state["mask"], seed=opts.get("seed", 0),
                       averaging=opts.get("averaging", 1), blocking=opts.get("blocking"),
-                      clip=None if clip is None else tuple(clip))
+                      clip=None if clip is None else tuple(clip),
+                      average_from=opts.get("average_from"))
         except ParameterError as exc:
             raise TrainingError(f"{where}: bad state: {exc}") from None
         k = state["k"]
         if not is_int(k) or k < 0:
             raise TrainingError(f"{where}: k must be an integer >= 0, got {k!r}")
         obj.k = int(k)
+        mean, n_avg = state.get("iterate_mean"), state.get("n_averaged", 0)
+        if mean is not None:
+            mean = np.asarray(mean, dtype=np.float64)
+            if mean.shape != obj._theta.shape or not is_int(n_avg) or n_avg < 1:
+                raise TrainingError(f"{where}: iterate_mean must match theta's shape "
+                                    f"{obj._theta.shape} with n_averaged >= 1, got {mean.shape} "
+                                    f"and {n_avg!r}")
+            obj._mean, obj.n_averaged = mean.copy(), int(n_avg)
         rs = state["rng_state"]
         bg_name = rs.get("bit_generator") if isinstance(rs, dict) else None
         bg_cls = getattr(np.random, bg_name, None) if isinstance(bg_name, str) else None

@@ -65,6 +65,8 @@ class TrainOptions:
     ``first_iteration``: the gain index k of the first iteration, so that a run continuing
     another (one epoch of a compression schedule, :mod:`pa_ci.prune.schedule_run`) keeps the gain
     sequences a_k, c_k and the mini-batch draws going instead of restarting them at k = 0.
+    ``average_from``: iterate averaging (:class:`pa_ci.train.spsa.Spsa`) over the iterations
+    from this one of the run on (0: all); the model saved is then the mean of those iterates.
     """
 
     iters: int = 1000
@@ -78,6 +80,7 @@ class TrainOptions:
     extended: bool = False
     calibrate_step: float | None = None
     first_iteration: int = 0
+    average_from: int | None = None
 
     def __post_init__(self) -> None:
         for name, top in (("iters", MAX_ITERATIONS), ("first_iteration", MAX_ITERATIONS),
@@ -109,12 +112,18 @@ class TrainOptions:
             raise ParameterError(f"calibration step must be > 0, got {self.calibrate_step}")
         if self.first_iteration < 0:
             raise ParameterError(f"first iteration must be >= 0, got {self.first_iteration}")
+        if self.average_from is not None and (isinstance(self.average_from, bool) or not isinstance(
+                self.average_from, (int, np.integer)) or not 0 <= self.average_from <= MAX_ITERATIONS):
+            raise ParameterError(f"average from is {self.average_from!r}; expected an iteration "
+                                 f"0..{MAX_ITERATIONS}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["gains"] = self.gains.to_dict()
-        if not self.first_iteration:        # runs recorded before the field existed stay equal
+        if not self.first_iteration:        # runs recorded before these fields existed stay equal
             del d["first_iteration"]
+        if self.average_from is None:
+            del d["average_from"]
         return d
 
     @classmethod
@@ -182,11 +191,12 @@ def _same_run(old: dict[str, Any], new: dict[str, Any]) -> str | None:
 
 def _save_checkpoint(path: Path, spsa: Spsa, info: dict[str, Any]) -> None:
     state = spsa.state_dict()
-    header = {k: v for k, v in state.items() if k not in ("theta", "mask")}
+    header = {k: v for k, v in state.items() if k not in ("theta", "mask", "iterate_mean")}
     header["info"] = info
     arrays = {"theta": state["theta"], "header": np.array(json.dumps(header, sort_keys=True))}
-    if state.get("mask") is not None:
-        arrays["mask"] = state["mask"]
+    for name in ("mask", "iterate_mean"):
+        if state.get(name) is not None:
+            arrays[name] = state[name]
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -199,6 +209,8 @@ def _load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             state = dict(header)
             state["theta"] = np.array(z["theta"], dtype=np.float64)
             state["mask"] = np.array(z["mask"], dtype=bool) if "mask" in z.files else None
+            state["iterate_mean"] = (np.array(z["iterate_mean"], dtype=np.float64)
+                                     if "iterate_mean" in z.files else None)
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise ModelFileError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc}); "
                              "delete it to start the run again") from None
@@ -332,7 +344,9 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                                   seed=options.seed, c=g.c, alpha=g.alpha, gamma=g.gamma)
                 info["calibrated_gains"] = gains.to_dict()
             spsa = Spsa(objective, theta0, gains=gains, maximize=True, seed=options.seed,
-                        averaging=options.averaging, blocking=options.blocking, mask=mask)
+                        averaging=options.averaging, blocking=options.blocking, mask=mask,
+                        average_from=None if options.average_from is None
+                        else options.first_iteration + options.average_from)
             spsa.k = options.first_iteration
             info["vstoi_initial"] = float(vstoi(spsa.theta[None, :], 0)[0]) \
                 if options.batch_size is None else None
@@ -377,7 +391,14 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                     raise
         except OSError as exc:  # the log: disk full, read-only, ... (the checkpoint stays resumable)
             raise write_error(log_path, exc) from None
-        final = vstoi.evaluate(spsa.theta)
+        theta = spsa.theta
+        if spsa.iterate_mean is not None:   # the model is the mean of the iterates
+            last = float(vstoi.evaluate(theta).mean())
+            theta = spsa.iterate_mean
+            info = {**info, "iterate_mean": {"from": options.average_from,
+                                             "iterates": spsa.n_averaged,
+                                             "train_vstoi_last_iterate": last}}
+        final = vstoi.evaluate(theta)
         meta = {"seed": options.seed, "iterations": int(spsa.k - options.first_iteration),
                 "train_vstoi": float(final.mean()),
                 "train_items": vstoi.n_items, **{k: v for k, v in info.items() if v is not None}}
@@ -386,7 +407,7 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                                if k in ("key", "n_train", "n_test")}
         if stage is not None:
             meta["stage"] = stage
-        return save_model(model_path, spsa.theta, layout, config.to_dict(), meta, mask=spsa.mask)
+        return save_model(model_path, theta, layout, config.to_dict(), meta, mask=spsa.mask)
 
 
 def train_stage(run_dir: Path, name: str, train_items: Sequence[Any], theta: np.ndarray,
