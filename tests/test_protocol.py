@@ -116,6 +116,11 @@ def test_run_one_uses_the_job_model(tmp_path, tiny) -> None:
     assert (tmp_path / spec.key() / "result.json").exists()
     assert r["nonzero_weights"] == 3108 - round(0.3 * 3108)
     assert job.describe()["model_hash"] == load_model(SHIPPED_MODEL).hash
+    assert "finetune_average" not in job.describe() and "vstoi_finetuned_mean" not in r
+    avg = JobContext.from_model_file(SHIPPED_MODEL, tiny=True, work_dir=str(tmp_path / "avg"),
+                                     finetune_average=1.0)
+    assert avg.describe()["finetune_average"] == 1.0       # a sweep records it in sweep.json
+    assert "vstoi_finetuned_mean" in run_one(spec, avg)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -225,3 +230,31 @@ def test_decode_with_a_decoder_export_like_a_receiver(tmp_path, run_cli, arctic_
         res = run_cli("decode", stream, "--model", tmp_path / model, "-o", tmp_path / "x.wav")
         assert res.code != 0 and res.err.startswith("error:") and needle in res.err
         assert not (tmp_path / "x.wav").exists()
+
+
+def test_finetune_average_adds_the_mean_and_keeps_the_papers_figures(tmp_path, tiny, shipped) -> None:
+    """Beyond the paper: the fine-tuning's iterate mean is scored beside the paper's last iterate,
+    which stays the run's model and figure (a run without it gives the same ones)."""
+    spec = RunSpec(0.5, "whole", "magnitude", pa_iters=0, finetune_iters=4, seed=3)
+    plain = run_protocol(shipped, spec, tmp_path / "plain", train_items=tiny.train,
+                         eval_items=tiny.test)
+    avg = run_protocol(shipped, spec, tmp_path / "avg", train_items=tiny.train,
+                       eval_items=tiny.test, finetune_average=0.5)
+    for name in ("vstoi_before", "vstoi_pruned", "vstoi_finetuned", "train_vstoi_finetuned"):
+        assert avg[name] == plain[name]
+    assert np.array_equal(load_model(tmp_path / "avg" / "model.npz").theta,
+                          load_model(tmp_path / "plain" / "model.npz").theta)
+    mean = load_model(tmp_path / "avg" / "finetune" / "model.npz")
+    assert mean.meta["iterate_mean"] == {"from": 2, "iterates": 2,
+                                         "train_vstoi_last_iterate": plain["train_vstoi_finetuned"]}
+    ev = VstoiObjective(tiny.test, FraeConfig())
+    assert avg["vstoi_finetuned_mean"] == pytest.approx(ev.evaluate(mean.theta).mean(), abs=1e-12)
+    assert avg["vstoi_finetuned_mean"] != avg["vstoi_finetuned"]
+    assert avg["finetune_average"] == 0.5 and "vstoi_finetuned_mean" not in plain
+    with pytest.raises(TrainingError, match="differ|resume|settings"):    # not the same run
+        run_protocol(shipped, spec, tmp_path / "plain", train_items=tiny.train,
+                     eval_items=tiny.test, resume=True, finetune_average=0.5)
+    with pytest.raises(ParameterError, match="fraction"):
+        run_protocol(shipped, spec, tmp_path / "bad", train_items=tiny.train,
+                     eval_items=tiny.test, finetune_average=1.5)
+    assert not (tmp_path / "bad").exists()

@@ -236,3 +236,12 @@ def _load_model_arg(model: Path | None):
     """The model file MODEL names (a file or run folder; None: the shipped model)."""
     from ..codec.coder import load_codec
     return load_codec(model).model
+
+
+#: --finetune-average of `prune` and `sweep` (beyond the paper; see run_protocol).
+_finetune_average_option = click.option(
+    "--finetune-average", "finetune_average", type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Beyond the paper: also score the mean of the last FRACTION of the fine-tuning iterates "
+         "(iterate averaging) as vstoi_finetuned_mean; the model and vstoi_finetuned stay the "
+         "last iterate, the paper's protocol.")

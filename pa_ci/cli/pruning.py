@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ._common import (METHODS, PERTURBATIONS, Progress, SCOPES, _check_data_options, _dataset,
-                      _dataset_line, _dataset_option, _emit, _gains,
+                      _dataset_line, _dataset_option, _emit, _finetune_average_option, _gains,
                       _gains_options, _json_option, _load_model_arg,
                       _output_option, _quiet, _tiny_option, cli)
 
@@ -63,6 +63,7 @@ def _schedule_epoch_options(prefix: str = ""):
               help="Fine-tuning iterations after pruning, exactly this many for either method "
                    "(default: the paper's, 7000 for pa and 8000 for magnitude, the same total).")
 @_spsa_run_options
+@_finetune_average_option
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Run folder: model.npz (pruned + fine-tuned), pruned.npz, result.json, stages.")
 @click.option("--resume", is_flag=True, help="Continue the run in OUTPUT (finished stages are kept).")
@@ -78,8 +79,8 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
                   method: str, g: str, lam: float, pa_iters: int | None,
                   finetune_iters: int | None, seed: int,
                   batch_size: int | None, checkpoint_every: int, gain_a: float, gain_A: float,
-                  gain_c: float, alpha: float, gamma: float, output: Path, resume: bool,
-                  schedule: Path | None, epoch_iters: int | None, epochs: int | None,
+                  gain_c: float, alpha: float, gamma: float, finetune_average: float | None,
+                  output: Path, resume: bool, schedule: Path | None, epoch_iters: int | None, epochs: int | None,
                   dataset_dir: Path | None, tiny: bool, as_json: bool) -> None:
     """Prune MODEL (default: the shipped model) by the paper's protocol (§II-D) or a schedule.
 
@@ -100,7 +101,8 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
     if schedule is not None:
         protocol_only = [f"--{n.replace('_', '-')}" for n in ("rate", "scope", "method", "g", "lam",
-                                                              "pa_iters", "finetune_iters")
+                                                              "pa_iters", "finetune_iters",
+                                                              "finetune_average")
                          if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
         if protocol_only:
             raise click.UsageError(f"{', '.join(protocol_only).replace('--lam', '--lambda')} "
@@ -128,13 +130,16 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     r = run_protocol(source, spec, output, train_items=dataset.train, eval_items=dataset.test,
                      gains=gains, batch_size=batch_size, checkpoint_every=checkpoint_every,
                      resume=resume, progress=lambda stage: Progress(labels[stage]),
-                     dataset=dataset.record(), export_part=scope)
+                     dataset=dataset.record(), export_part=scope,
+                     finetune_average=finetune_average)
     text = (f"{method} pruning of {scope} weights at rate {rate:g} (test split, {r['eval_items']} items)\n"
             f"  VSTOI before {r['vstoi_before']:.4f}"
             + (f"   after PA training {r['vstoi_pa']:.4f}" if method == "pa" else "")
             + f"   pruned {r['vstoi_pruned']:.4f}   fine-tuned {r['vstoi_finetuned']:.4f} "
             f"({r['finetune_total']} iterations)\n"
-            f"  non-zero weights: {r['nonzero_weights']} of {r['eligible_weights']} eligible; "
+            + (f"  mean of the last {r['finetune_average']:g} of the fine-tuning iterates: "
+               f"{r['vstoi_finetuned_mean']:.4f}\n" if "vstoi_finetuned_mean" in r else "")
+            + f"  non-zero weights: {r['nonzero_weights']} of {r['eligible_weights']} eligible; "
             f"encoder {r['nonzero_encoder']}/{r['weights_encoder']}, "
             f"decoder {r['nonzero_decoder']}/{r['weights_decoder']}\n"
             f"  {scope} part as a sparse float32 export: {r['size_bytes']} bytes (dense float32 "

@@ -59,8 +59,9 @@ from ..prune.magnitude import eligible_mask, magnitude_mask, part_counts
 from ..prune.pruning_aware import PruningAwareObjective
 from ..train.objective import VstoiObjective
 from ..train.spsa import MAX_ITERATIONS, Gains
-from ..train.training import TrainOptions, open_run_folder, record_dataset, train_stage
-from ..validate import is_int
+from ..train.training import (LAST_ITERATE, TrainOptions, open_run_folder, record_dataset,
+                              train_stage)
+from ..validate import is_int, is_real
 from .spec import (FINETUNE_SEED_OFFSET, METHODS, PAPER_BASELINE_ITERS, PAPER_FINETUNE_ITERS,  # noqa: F401
                    PAPER_PA_ITERS, RunSpec, protocol_spec)
 
@@ -109,6 +110,7 @@ class JobContext:
     default (or tiny) dataset from the bundled data into its own cache. ``dataset_key``: the key
     the worker's dataset must have (a worker that finds another fails, naming both);
     ``dataset_counts``: its train and test item counts (recorded in ``sweep.json``).
+    ``finetune_average``: see :func:`run_protocol`.
     """
 
     model_bytes: bytes
@@ -121,6 +123,7 @@ class JobContext:
     dataset_path: str | None = None
     dataset_key: str | None = None
     dataset_counts: dict | None = None
+    finetune_average: float | None = None
 
     @classmethod
     def from_model_file(cls, path: str | os.PathLike, **kwargs: Any) -> JobContext:
@@ -140,6 +143,8 @@ class JobContext:
                "batch_size": self.batch_size}
         if self.dataset_key is not None:    # the content, not the folder it is read from
             out["dataset"] = {"key": self.dataset_key, **(self.dataset_counts or {})}
+        if self.finetune_average is not None:   # sweeps without it keep their record
+            out["finetune_average"] = self.finetune_average
         return out
 
     def dataset(self):  # -> pa_ci.data.Dataset
@@ -191,7 +196,8 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
                  checkpoint_every: int = 25, resume: bool = False,
                  progress: Callable[[str], ProgressFn | None] | None = None,
                  dataset: dict[str, Any] | None = None,
-                 export_part: str | None = None) -> dict[str, Any]:
+                 export_part: str | None = None,
+                 finetune_average: float | None = None) -> dict[str, Any]:
     """Run ``spec`` from ``model`` in ``run_dir``; return (and write) its figures.
 
     ``dataset``: the record of the dataset the items come from (:meth:`pa_ci.data.Dataset.record`),
@@ -204,10 +210,17 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
     ``export_part`` (e.g. the scope): also write ``RUN/<part>.pacx`` from the final model
     (:func:`pa_ci.codec.coder.export_run_model`) and add where and how big to the returned
     figures (result.json keeps the run's own figures).
+
+    ``finetune_average`` (a fraction in (0, 1], beyond the paper): the fine-tuning stage also
+    averages its last ``finetune_average`` x its iterations (iterate averaging,
+    :class:`pa_ci.train.spsa.Spsa`), and the figures add ``vstoi_finetuned_mean`` (test) and
+    ``train_vstoi_finetuned_mean`` of that mean. The run's model and ``vstoi_finetuned`` stay the
+    last iterate, the paper's protocol, so one run gives both.
     """
     result = _run_protocol(model, spec, run_dir, train_items=train_items, eval_items=eval_items,
                            gains=gains, batch_size=batch_size, checkpoint_every=checkpoint_every,
-                           resume=resume, progress=progress, dataset=dataset)
+                           resume=resume, progress=progress, dataset=dataset,
+                           finetune_average=finetune_average)
     if export_part is None:
         return result
     return {**result, **export_run_model(run_dir, export_part, source=model.path)}
@@ -217,8 +230,10 @@ def _run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *
                   train_items: Sequence[Any], eval_items: Sequence[Any], gains: Gains | None,
                   batch_size: int | None, checkpoint_every: int, resume: bool,
                   progress: Callable[[str], ProgressFn | None] | None,
-                  dataset: dict[str, Any] | None) -> dict[str, Any]:
+                  dataset: dict[str, Any] | None,
+                  finetune_average: float | None = None) -> dict[str, Any]:
     t0 = time.monotonic()
+    average_from = _average_from(finetune_average, spec.finetune_total)
     run = Path(run_dir)
     result_path = run / "result.json"
     gains = gains or Gains()
@@ -230,6 +245,8 @@ def _run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *
     spec_record = _spec_record(run, spec, resume)
     describe = {"spec": spec_record, "gains": gains.to_dict(), "batch_size": batch_size,
                 "model_hash": model.hash}
+    if finetune_average is not None:    # runs without it keep the record they had
+        describe["finetune_average"] = finetune_average
     stage_kwargs, model_meta = record_dataset(describe, dataset)
     with claim_folder(run, "pruning run", TrainingError):
         if open_run_folder(run, describe, resume, what="pruning run") and result_path.exists():
@@ -277,14 +294,22 @@ def _run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *
         if spec.finetune_total > 0:
             ft = train_stage(run, "finetune", train_items, pruned, config,
                              TrainOptions(iters=spec.finetune_total,
-                                          seed=spec.seed + FINETUNE_SEED_OFFSET, **common),
+                                          seed=spec.seed + FINETUNE_SEED_OFFSET,
+                                          average_from=average_from, **common),
                              record, resume, progress("finetune") if progress else None, mask=keep,
                              **stage_kwargs)
+            if average_from is not None:    # ft is the mean of the iterates; the paper's: the last
+                averaged = {"finetune_average": finetune_average,
+                            "vstoi_finetuned_mean": score(ft.theta),
+                            "train_vstoi_finetuned_mean": float(ft.meta["train_vstoi"])}
+                ft = load_model(run / "finetune" / LAST_ITERATE)
             final = ft.theta
             train_vstoi["train_vstoi_finetuned"] = float(ft.meta["train_vstoi"])
         else:
             final = pruned
         vstoi_finetuned = score(final)
+        if spec.finetune_total > 0 and average_from is not None:
+            train_vstoi.update(averaged)
         counts = part_counts(final, config)
         n_elig = int(eligible.sum())
         result = {**spec_record, "finetune_total": spec.finetune_total,
@@ -305,6 +330,17 @@ def _run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *
         return result
 
 
+def _average_from(fraction: float | None, finetune_total: int) -> int | None:
+    """The fine-tuning iteration from which the last ``fraction`` of ``finetune_total`` are
+    averaged (at least the last one); None without averaging."""
+    if fraction is None:
+        return None
+    if not is_real(fraction) or not 0 < fraction <= 1:
+        raise ParameterError(f"finetune average is {fraction!r}; expected a fraction in (0, 1] "
+                             "of the fine-tuning iterations")
+    return finetune_total - max(1, round(fraction * finetune_total))
+
+
 def run_one(spec: RunSpec, job: JobContext) -> dict[str, Any]:
     """A sweep task: run ``spec`` from the job's model on the job's dataset.
 
@@ -317,7 +353,7 @@ def run_one(spec: RunSpec, job: JobContext) -> dict[str, Any]:
     model = job.model()
     kwargs = dict(train_items=ds.train, eval_items=ds.test, gains=Gains.from_dict(job.gains),
                   batch_size=job.batch_size, checkpoint_every=job.checkpoint_every,
-                  dataset=ds.record())
+                  dataset=ds.record(), finetune_average=job.finetune_average)
     if job.work_dir is None:
         with tempfile.TemporaryDirectory(prefix="pa-ci-run-") as tmp:
             result = run_protocol(model, spec, Path(tmp) / spec.key(), **kwargs)

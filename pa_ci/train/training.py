@@ -66,7 +66,8 @@ class TrainOptions:
     another (one epoch of a compression schedule, :mod:`pa_ci.prune.schedule_run`) keeps the gain
     sequences a_k, c_k and the mini-batch draws going instead of restarting them at k = 0.
     ``average_from``: iterate averaging (:class:`pa_ci.train.spsa.Spsa`) over the iterations
-    from this one of the run on (0: all); the model saved is then the mean of those iterates.
+    from this one of the run on (0: all); the model saved is then the mean of those iterates,
+    and ``last.npz`` (:data:`LAST_ITERATE`) the last iterate.
     """
 
     iters: int = 1000
@@ -134,6 +135,10 @@ class TrainOptions:
 
 
 # ----------------------------------------------------------------------------- initial model
+#: With iterate averaging, the run folder's file of the last iterate (model.npz is the mean).
+LAST_ITERATE = "last.npz"
+
+
 def initial_model(config: FraeConfig, patterns: Sequence[np.ndarray], options: TrainOptions,
                   progress: ProgressFn | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Seeded initialisation, codebook from k-means of the latents, optional MSE warm start."""
@@ -391,23 +396,23 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                     raise
         except OSError as exc:  # the log: disk full, read-only, ... (the checkpoint stays resumable)
             raise write_error(log_path, exc) from None
-        theta = spsa.theta
-        if spsa.iterate_mean is not None:   # the model is the mean of the iterates
-            last = float(vstoi.evaluate(theta).mean())
-            theta = spsa.iterate_mean
-            info = {**info, "iterate_mean": {"from": options.average_from,
-                                             "iterates": spsa.n_averaged,
-                                             "train_vstoi_last_iterate": last}}
-        final = vstoi.evaluate(theta)
         meta = {"seed": options.seed, "iterations": int(spsa.k - options.first_iteration),
-                "train_vstoi": float(final.mean()),
+                "train_vstoi": float(vstoi.evaluate(spsa.theta).mean()),
                 "train_items": vstoi.n_items, **{k: v for k, v in info.items() if v is not None}}
         if dataset_key_of(dataset_info) is not None:   # which data (not where it was read)
             meta["dataset"] = {k: v for k, v in dataset_info.items()
                                if k in ("key", "n_train", "n_test")}
         if stage is not None:
             meta["stage"] = stage
-        return save_model(model_path, theta, layout, config.to_dict(), meta, mask=spsa.mask)
+        if spsa.iterate_mean is None:
+            return save_model(model_path, spsa.theta, layout, config.to_dict(), meta, mask=spsa.mask)
+        # iterate averaging: the model is the mean of the iterates, last.npz the last iterate
+        save_model(run / LAST_ITERATE, spsa.theta, layout, config.to_dict(), meta, mask=spsa.mask)
+        mean_meta = {**meta, "train_vstoi": float(vstoi.evaluate(spsa.iterate_mean).mean()),
+                     "iterate_mean": {"from": options.average_from, "iterates": spsa.n_averaged,
+                                      "train_vstoi_last_iterate": meta["train_vstoi"]}}
+        return save_model(model_path, spsa.iterate_mean, layout, config.to_dict(), mean_meta,
+                          mask=spsa.mask)
 
 
 def train_stage(run_dir: Path, name: str, train_items: Sequence[Any], theta: np.ndarray,
