@@ -3,10 +3,12 @@ default dataset's train and test splits next to the uncoded reference, and appen
 ``examples/base_model/progress.csv`` (issue: a base model within 0.02 of the ceiling).
 
     .venv/bin/python examples/base_model/progress.py RUN [--csv examples/base_model/progress.csv]
+    .venv/bin/python examples/base_model/progress.py --table     # the README's table from the CSV
 
-RUN is a ``pa-ci train`` run folder. The row records the iteration, the run's train VSTOI (log
-mean of y+ and y- over the last 50 iterations), the mean VSTOI of theta on both splits, the
-reference VSTOI of both splits, the gap to it and the dataset key: nothing is typed in by hand.
+RUN is a ``pa-ci train`` run folder, or a model file (e.g. the shipped model; its row has k = 0
+and no log figure). The row records the iteration, the run's train VSTOI (log mean of y+ and y-
+over the last 50 iterations), the mean VSTOI of theta on both splits, the reference VSTOI of
+both splits, the gap to it and the dataset key: nothing is typed in by hand.
 """
 from __future__ import annotations
 
@@ -38,20 +40,45 @@ def latest_theta(run: Path) -> tuple[np.ndarray, int, str]:
         return np.array(z["theta"]), int(header["k"]), "checkpoint.npz"
 
 
+def table(path: Path) -> str:
+    """The README's table: one line per row of the CSV."""
+    with open(path, newline="") as fh:
+        rows = sorted(csv.DictReader(fh), key=lambda r: r["k"] != "0")   # model files first
+    head = ("run", "k", "train VSTOI", "test VSTOI", "test reference", "gap (target 0.02)")
+    cells = [(r["run"], r["k"], f"{float(r['train_vstoi']):.4f}", f"{float(r['test_vstoi']):.4f}",
+              f"{float(r['test_reference']):.4f}", f"{float(r['test_gap']):.4f}") for r in rows]
+    w = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+    rule = "  ".join("=" * x for x in w)
+    fmt = lambda c: "  ".join(v.ljust(x) for v, x in zip(c, w)).rstrip()  # noqa: E731
+    return "\n".join([rule, fmt(head), rule, *map(fmt, cells), rule])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
+    parser.add_argument("run", type=Path, nargs="?")
     parser.add_argument("--csv", type=Path, default=HERE / "progress.csv")
+    parser.add_argument("--table", action="store_true", help="print the CSV as the README's table")
     args = parser.parse_args()
-    cfg = json.loads((args.run / "config.json").read_text())
-    config = FraeConfig.from_dict(cfg["frae"])
-    theta, k, source = latest_theta(args.run)
-    with open(args.run / "log.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("vstoi") and int(r["k"]) < k]
+    if args.table:
+        print(table(args.csv))
+        return
+    if args.run is None:
+        parser.error("RUN is needed (or --table)")
+    if args.run.is_file():       # a model file: its config is in it
+        from pa_ci.codec.model_file import load_model
+        model = load_model(args.run)
+        config, theta, k, source = FraeConfig.from_dict(model.config), model.theta, 0, args.run.name
+        rows = []
+    else:
+        cfg = json.loads((args.run / "config.json").read_text())
+        config = FraeConfig.from_dict(cfg["frae"])
+        theta, k, source = latest_theta(args.run)
+        with open(args.run / "log.csv", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("vstoi") and int(r["k"]) < k]
     last = np.mean([float(r["vstoi"]) for r in rows[-50:]]) if rows else float("nan")
     ds = build_dataset(default_config())
-    row = {"run": args.run.name, "k": k, "log_vstoi_last50": round(float(last), 6), "source": source,
-           "dataset_key": ds.key}
+    row = {"run": args.run.stem if args.run.is_file() else args.run.name, "k": k,
+           "log_vstoi_last50": round(float(last), 6), "source": source, "dataset_key": ds.key}
     for split in ("train", "test"):
         items = ds.split(split)
         row[f"{split}_vstoi"] = round(float(VstoiObjective(items, config).evaluate(theta).mean()), 6)
