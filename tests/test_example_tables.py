@@ -20,6 +20,7 @@ TABLES = [
     ("examples/pruning_sweep/README.rst",
      ["examples/paper_sweep/claims.py", "examples/pruning_sweep/results.csv",
       "--pa-iters", "150", "--finetune-iters", "150", "--batch-size", "25"]),
+    ("examples/base_model/README.rst", ["examples/base_model/progress.py", "--table"]),
 ]
 
 
