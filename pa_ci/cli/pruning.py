@@ -279,7 +279,8 @@ def sensitivity_command(ctx: click.Context, model: Path | None,
     per-tensor SensitivityPruner multipliers s whose threshold s x std prunes the proposed level
     on this model (Distiller's format, for `pa-ci prune --schedule`).
     """
-    from ..prune.sensitivity import run_analysis, sparsity_levels
+    from ..prune.sensitivity import sparsity_levels
+    from ..prune.sensitivity_run import run_analysis
     _check_data_options(tiny, dataset_dir)
     if target_sparsity is not None and \
             ctx.get_parameter_source("tolerance") is click.core.ParameterSource.COMMANDLINE:
