@@ -28,6 +28,8 @@ def _cell(entry: dict, name: str) -> str:
 
 
 def _rst(header: tuple, lines: list[tuple]) -> list[str]:
+    if not lines:
+        return ["(no rate has a PA run yet)"]
     widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(header)]
     rule = "  ".join("=" * w for w in widths)
     fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
@@ -56,14 +58,15 @@ def table(folder: Path, g: str = "linear") -> str:
     for scope in sorted({e["scope"] for e in entries}, reverse=True):
         for rate in sorted({e["rate"] for e in entries if e["scope"] == scope}):
             m, p = by.get((scope, rate, "magnitude")), by.get((scope, rate, "pa"))
-            if m is None or p is None:
+            if p is None:
                 continue
             v = trained[(scope, rate, g)]
+            mag = (lambda name: _cell(m, name)) if m is not None else (lambda name: "not yet")
+            gain = (lambda name: f"{p[name]:+.3f}") if m is not None else (lambda name: "-")
             lines.append((scope, f"{rate:.2f}", _spread(sum(v) / len(v), min(v), max(v)),
-                          _cell(m, "vstoi_pruned"), _cell(p, "vstoi_pruned"),
-                          f"{p['pruned_gain']:+.3f}", _cell(m, "vstoi_finetuned"),
-                          _cell(p, "vstoi_finetuned"), f"{p['finetuned_gain']:+.3f}",
-                          str(min(m["n"], p["n"]))))
+                          mag("vstoi_pruned"), _cell(p, "vstoi_pruned"), gain("pruned_gain"),
+                          mag("vstoi_finetuned"), _cell(p, "vstoi_finetuned"),
+                          gain("finetuned_gain"), str(p["n"] if m is None else min(m["n"], p["n"]))))
     out = [f"unpruned model: test VSTOI {', '.join(f'{b:.3f}' for b in sorted(before))}; "
            f"PA with g = {g}", ""]
     return "\n".join(out + _rst(header, lines))

@@ -21,6 +21,9 @@ TABLES = [
      ["examples/paper_sweep/claims.py", "examples/pruning_sweep/results.csv",
       "--pa-iters", "150", "--finetune-iters", "150", "--batch-size", "25"]),
     ("examples/base_model/README.rst", ["examples/base_model/progress.py", "--table"]),
+    ("examples/paper_sweep/README.rst", ["examples/sweep_table.py", "examples/paper_sweep"]),
+    ("examples/paper_sweep/README.rst",
+     ["examples/paper_sweep/claims.py", "examples/paper_sweep/results.csv"]),
 ]
 
 
