@@ -299,17 +299,15 @@ def _run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *
                              record, resume, progress("finetune") if progress else None, mask=keep,
                              **stage_kwargs)
             if average_from is not None:    # ft is the mean of the iterates; the paper's: the last
-                averaged = {"finetune_average": finetune_average,
-                            "vstoi_finetuned_mean": score(ft.theta),
-                            "train_vstoi_finetuned_mean": float(ft.meta["train_vstoi"])}
+                train_vstoi.update(finetune_average=finetune_average,
+                                   vstoi_finetuned_mean=score(ft.theta),
+                                   train_vstoi_finetuned_mean=float(ft.meta["train_vstoi"]))
                 ft = load_model(run / "finetune" / LAST_ITERATE)
             final = ft.theta
             train_vstoi["train_vstoi_finetuned"] = float(ft.meta["train_vstoi"])
         else:
             final = pruned
         vstoi_finetuned = score(final)
-        if spec.finetune_total > 0 and average_from is not None:
-            train_vstoi.update(averaged)
         counts = part_counts(final, config)
         n_elig = int(eligible.sum())
         result = {**spec_record, "finetune_total": spec.finetune_total,
