@@ -362,11 +362,17 @@ def _estoi_core(xbar, yb, nseg):
 def _y_side(y10, ks, w, lo, hi, rev, tw):
     """Processed-side band envelopes (NUMBAND, n_kept - 1) from the 10 kHz signal."""
     T = ks.shape[0] - 1
-    frames = np.empty((T, w.shape[0]))
-    _stft_frames(y10, ks, w, frames)
     yb = np.empty((lo.shape[0], T))
-    _frames_band_envelopes(frames, lo, hi, rev, tw, yb)
+    _y_side_into(y10, ks, w, lo, hi, rev, tw, np.empty((T, w.shape[0])), yb)
     return yb
+
+
+@njit(cache=True)
+def _y_side_into(y10, ks, w, lo, hi, rev, tw, frames, yb):
+    """:func:`_y_side` into ``yb`` (NUMBAND, n_kept - 1), with ``frames`` (n_kept - 1, 256) as
+    the STFT frames' scratch (no allocation: repeated calls reuse their memory)."""
+    _stft_frames(y10, ks, w, frames)
+    _frames_band_envelopes(frames, lo, hi, rev, tw, yb)
 
 
 # --- too few frames ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from numba import njit
 from ._resample import _polyphase, _resample_runs
 from ._stoi_kernels import (BAND_HI, BAND_LO, CLIP_FACTOR, FS, N_SEGMENT, NUMBAND, TOO_SHORT_SCORE,
                             WINDOW, _FFT_REV, _FFT_TW, _estoi_core, _stoi_core, _warn_too_short,
-                            _y_side)
+                            _y_side_into)
 from ..errors import ParameterError
 
 
@@ -105,12 +105,17 @@ def _vocode_runs(E, sin_th, cos_th, cs, hop, L, runs16, pad, y16p):
 
 
 @njit(cache=True)
-def _score_vocoded(y16p, pad, ana, runs10, L10, ks, xb, xnorm, xmean, xcn, xbar, extended):
+def _score_vocoded(y16p, pad, ana, runs10, L10, ks, xb, xnorm, xmean, xcn, xbar, extended,
+                   y10, frames, yb):
     """STOI/ESTOI of the vocoded 16 kHz signal in ``y16p`` (valid on the item's runs16):
-    resample -> frames -> FFT bands -> STOI core (``ana``: :class:`_Analysis`)."""
-    y10 = np.empty(L10)
+    resample -> frames -> FFT bands -> STOI core (``ana``: :class:`_Analysis`). ``y10`` (>= L10),
+    ``frames`` (>= n_kept - 1 rows of 256) and ``yb`` (>= NUMBAND x (n_kept - 1) values) are
+    scratch (:func:`_scratch`): no allocation per item."""
+    T = ks.shape[0] - 1
+    y10 = y10[:L10]
     _resample_runs(y16p, pad, ana.G, ana.down, ana.half, runs10, y10)
-    yb = _y_side(y10, ks, ana.w, ana.lo, ana.hi, ana.rev, ana.tw)
+    yb = yb[:NUMBAND * T].reshape((NUMBAND, T))
+    _y_side_into(y10, ks, ana.w, ana.lo, ana.hi, ana.rev, ana.tw, frames[:T], yb)
     if extended:
         return _estoi_core(xbar, yb, ana.nseg)
     return _stoi_core(xb, yb, xnorm, xmean, xcn, ana.nseg, ana.clip)
@@ -123,7 +128,28 @@ def _vstoi_item(E, car, L, runs16, ana, runs10, L10, ks, xb, xnorm, xmean, xcn, 
     pad = ana.G.shape[1] + 1
     y16p = np.empty(L + 2 * pad)
     _vocode_runs(E, car.sin_th, car.cos_th, car.cs, car.hop, L, runs16, pad, y16p)
-    return _score_vocoded(y16p, pad, ana, runs10, L10, ks, xb, xnorm, xmean, xcn, xbar, extended)
+    T = ks.shape[0] - 1
+    return _score_vocoded(y16p, pad, ana, runs10, L10, ks, xb, xnorm, xmean, xcn, xbar, extended,
+                          np.empty(L10), np.empty((T, ana.w.shape[0])), np.empty(NUMBAND * T))
+
+
+class _Scratch(NamedTuple):
+    """Per-thread scratch rows of the batched VSTOI kernels (:func:`_scratch`): row
+    ``numba.get_thread_id()`` of each, long enough for the longest item. Allocated once per
+    :class:`~pa_ci.chain.vstoi.ReferenceSet`, so the pages are faulted in once, not per item
+    and call (fresh ~MB arrays per item cost ~15 % of a 2-thread SPSA iteration)."""
+    y16p: np.ndarray    # (threads, max L + 2 pad) vocoded signal, zero-padded
+    y10: np.ndarray     # (threads, max L10) resampled signal
+    frames: np.ndarray  # (threads, max T, 256) STFT frames
+    yb: np.ndarray      # (threads, NUMBAND max T) band envelopes
+
+
+def _scratch(threads: int, max_len: int, max_len10: int, max_frames: int, fs: int) -> _Scratch:
+    """:class:`_Scratch` for ``threads`` threads and items of at most these sizes."""
+    pad = _analysis(fs).G.shape[1] + 1
+    return _Scratch(np.empty((threads, max_len + 2 * pad)), np.empty((threads, max_len10)),
+                    np.empty((threads, max_frames, WINDOW.shape[0])),
+                    np.empty((threads, NUMBAND * max_frames)))
 
 
 # --- the fast path of Reference.vstoi_envelopes --------------------------------------------------

@@ -44,7 +44,8 @@ from numba import njit, prange
 from numba.typed import List
 
 from ._stoi_kernels import N_SEGMENT, NUMBAND, TOO_SHORT_SCORE
-from ._vstoi_one import _analysis, _Carriers, _carrier_tables, _score_vocoded, _vstoi_item
+from ._vstoi_one import (_analysis, _Carriers, _carrier_tables, _score_vocoded, _scratch,
+                         _vstoi_item)
 from .stoi import Reference, _signal
 from ..errors import ParameterError
 
@@ -252,11 +253,12 @@ def _vstoi_batch(E_list, car, ana, refs, xbar_flat, extended, out):
 
 @njit(cache=True, parallel=True)
 def _vstoi_maxima_batch(chans, vals, row_off, n_ch, lgf, nsq, car, ana, refs, xbar_flat, extended,
-                        out, status):
+                        out, status, scratch):
     """:func:`_vstoi_batch` from kept maxima: item i is rows row_off[i]:row_off[i+1] of
     ``chans``/``vals`` (R, M); :func:`_vocode_maxima_runs` applies the inverse LGF (``lgf`` =
     base, gain, sc, c0, exp(c0)) to the frames it reads. ``status[i]``: its return code (a
-    nonzero code leaves out[i] = NaN)."""
+    nonzero code leaves out[i] = NaN). ``scratch``: :class:`._vstoi_one._Scratch`, a row per
+    thread."""
     base, gain, sc, c0, ec = lgf[0], lgf[1], lgf[2], lgf[3], lgf[4]
     pad = ana.G.shape[1] + 1
     for p in prange(refs.order.shape[0]):
@@ -266,7 +268,8 @@ def _vstoi_maxima_batch(chans, vals, row_off, n_ch, lgf, nsq, car, ana, refs, xb
             out[i] = 1e-5
             continue
         L = refs.lengths[i]
-        y16p = np.empty(L + 2 * pad)
+        tid = numba.get_thread_id()
+        y16p = scratch.y16p[tid, :L + 2 * pad]
         st = _vocode_maxima_runs(chans[row_off[i]:row_off[i + 1]], vals[row_off[i]:row_off[i + 1]],
                                  n_ch, base, gain, sc, c0, ec, nsq, car.sin_th, car.cos_th, car.cs,
                                  car.hop, L, refs.runs16[refs.r16_off[i]:refs.r16_off[i + 1]], pad,
@@ -281,7 +284,8 @@ def _vstoi_maxima_batch(chans, vals, row_off, n_ch, lgf, nsq, car, ana, refs, xb
             y16p, pad, ana, refs.runs10[refs.r10_off[i]:refs.r10_off[i + 1]], refs.lengths10[i],
             refs.ks[refs.ks_off[i]:refs.ks_off[i + 1]],
             refs.xb[:, refs.xs_off[i]:refs.xs_off[i + 1]], refs.xnorm[:, a:b], refs.xmean[:, a:b],
-            refs.xcn[:, a:b], xbar_flat[a:b] if extended else xbar_flat[0:0], extended)
+            refs.xcn[:, a:b], xbar_flat[a:b] if extended else xbar_flat[0:0], extended,
+            scratch.y10[tid], scratch.frames[tid], scratch.yb[tid])
 
 
 # --- public API ----------------------------------------------------------------------------------
@@ -336,6 +340,18 @@ class ReferenceSet:
         self._analysis = _analysis(self.fs)
         self._tables: dict = {}
         self.n_items = n
+        self._scratch_rows = None
+
+    def _scratch(self):
+        """The per-thread scratch of the batched kernels (:func:`._vstoi_one._scratch`), made
+        on first use with a row for every thread Numba may run (rows never used are never
+        touched, so they cost address space only)."""
+        if self._scratch_rows is None:
+            p = self._packed
+            self._scratch_rows = _scratch(numba.config.NUMBA_NUM_THREADS,
+                                          int(p.lengths.max()), int(p.lengths10.max()),
+                                          int(max(np.diff(p.ks_off).max() - 1, 0)), self.fs)
+        return self._scratch_rows
 
     def __len__(self) -> int:
         return self.n_items
@@ -471,7 +487,7 @@ class ReferenceSet:
         status = np.zeros(self.n_items, dtype=np.int64)
         with numba.parallel_chunksize(1):  # dynamic scheduling, longest items first
             _vstoi_maxima_batch(ch, va, off, n_ch, lgf, nsq, carriers, self._analysis,
-                                self._packed, xbar, bool(extended), out, status)
+                                self._packed, xbar, bool(extended), out, status, self._scratch())
         bad = np.flatnonzero(status == 2)
         if bad.size:
             raise ParameterError(f"item(s) {bad.tolist()[:10]}: a frame's channels are out of "

@@ -238,6 +238,14 @@ def _load_model_arg(model: Path | None):
     return load_codec(model).model
 
 
+#: --precision of `train`, `prune` and `sweep` (the SPSA objective's forward pass).
+_precision_option = click.option(
+    "--precision", type=click.Choice(["float64", "float32"]), default="float64",
+    show_default=True,
+    help="Arithmetic of the FRAE forward pass in the SPSA objective: float32 is faster (the "
+         "VSTOI side and every reported VSTOI stay float64, the float64 codec's).")
+
+
 #: --finetune-average of `prune` and `sweep` (beyond the paper; see run_protocol).
 _finetune_average_option = click.option(
     "--finetune-average", "finetune_average", type=click.FloatRange(0, 1, min_open=True),

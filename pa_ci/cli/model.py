@@ -8,7 +8,7 @@ import click
 
 from ._common import (FraeConfig, Progress, _FRAE_DEFAULTS, _check_data_options, _dataset,
                       _dataset_line, _dataset_option, _emit, _gains,
-                      _gains_options, _json_option, _model_option,
+                      _gains_options, _json_option, _model_option, _precision_option,
                       _tiny_option, cli)
 
 
@@ -39,6 +39,7 @@ from ._common import (FraeConfig, Progress, _FRAE_DEFAULTS, _check_data_options,
               help="Iterate averaging (Polyak): the model is the mean of the iterates after "
                    "this iteration of the run on (0: all); the last iterate's train VSTOI goes "
                    "to the model's meta.")
+@_precision_option
 @click.option("--enc-hidden", type=click.IntRange(min=1), default=_FRAE_DEFAULTS.enc_hidden, show_default=True,
               help="Units of the encoder GRU.")
 @click.option("--dec-hidden", type=click.IntRange(min=1), default=_FRAE_DEFAULTS.dec_hidden, show_default=True,
@@ -58,7 +59,7 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
                   warm_start: int, batch_size: int | None, checkpoint_every: int, gain_a: float,
                   gain_A: float, gain_c: float, alpha: float, gamma: float, averaging: int,
                   blocking: float | None, calibrate_step: float | None, average_from: int | None,
-                  enc_hidden: int, dec_hidden: int, latent_dim: int,
+                  precision: str, enc_hidden: int, dec_hidden: int, latent_dim: int,
                   codebook_size: int, output_maxima: int, dataset_dir: Path | None, tiny: bool,
                   as_json: bool) -> None:
     """Train an FRAE by SPSA on mean VSTOI over the train split (paper §II-C, Eq. 7).
@@ -83,7 +84,7 @@ def train_command(output: Path, iters: int, seed: int, resume: bool, init_model:
     options = TrainOptions(iters=iters, seed=seed, batch_size=batch_size, averaging=averaging,
                            blocking=blocking, checkpoint_every=checkpoint_every,
                            warm_start_steps=0 if init_model is not None else warm_start,
-                           calibrate_step=calibrate_step, average_from=average_from,
+                           calibrate_step=calibrate_step, average_from=average_from, precision=precision,
                            gains=_gains(gain_a, gain_A, gain_c, alpha, gamma))
     dataset = _dataset(tiny, dataset_dir)
     record = dataset.record()

@@ -10,6 +10,7 @@ import click
 
 from ._common import (METHODS, PERTURBATIONS, Progress, SCOPES, _check_data_options, _dataset,
                       _dataset_line, _dataset_option, _emit, _finetune_average_option, _gains,
+                      _precision_option,
                       _gains_options, _json_option, _load_model_arg,
                       _output_option, _quiet, _tiny_option, cli)
 
@@ -64,6 +65,7 @@ def _schedule_epoch_options(prefix: str = ""):
                    "(default: the paper's, 7000 for pa and 8000 for magnitude, the same total).")
 @_spsa_run_options
 @_finetune_average_option
+@_precision_option
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Run folder: model.npz (pruned + fine-tuned), pruned.npz, result.json, stages.")
 @click.option("--resume", is_flag=True, help="Continue the run in OUTPUT (finished stages are kept).")
@@ -80,7 +82,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
                   finetune_iters: int | None, seed: int,
                   batch_size: int | None, checkpoint_every: int, gain_a: float, gain_A: float,
                   gain_c: float, alpha: float, gamma: float, finetune_average: float | None,
-                  output: Path, resume: bool, schedule: Path | None, epoch_iters: int | None, epochs: int | None,
+                  precision: str, output: Path, resume: bool, schedule: Path | None, epoch_iters: int | None, epochs: int | None,
                   dataset_dir: Path | None, tiny: bool, as_json: bool) -> None:
     """Prune MODEL (default: the shipped model) by the paper's protocol (§II-D) or a schedule.
 
@@ -102,7 +104,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
     if schedule is not None:
         protocol_only = [f"--{n.replace('_', '-')}" for n in ("rate", "scope", "method", "g", "lam",
                                                               "pa_iters", "finetune_iters",
-                                                              "finetune_average")
+                                                              "finetune_average", "precision")
                          if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
         if protocol_only:
             raise click.UsageError(f"{', '.join(protocol_only).replace('--lam', '--lambda')} "
@@ -131,7 +133,7 @@ def prune_command(ctx: click.Context, model: Path | None, rate: float | None, sc
                      gains=gains, batch_size=batch_size, checkpoint_every=checkpoint_every,
                      resume=resume, progress=lambda stage: Progress(labels[stage]),
                      dataset=dataset.record(), export_part=scope,
-                     finetune_average=finetune_average)
+                     finetune_average=finetune_average, precision=precision)
     text = (f"{method} pruning of {scope} weights at rate {rate:g} (test split, {r['eval_items']} items)\n"
             f"  VSTOI before {r['vstoi_before']:.4f}"
             + (f"   after PA training {r['vstoi_pa']:.4f}" if method == "pa" else "")

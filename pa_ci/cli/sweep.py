@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ._common import (METHODS, PERTURBATIONS, PaCiError, Progress, SCOPES, _check_data_options,
-                      _dataset, _dataset_line, _dataset_option, _emit, _finetune_average_option,
+                      _dataset, _dataset_line, _dataset_option, _emit, _finetune_average_option, _precision_option,
                       _gains, _gains_options, _json_option, _output_option,
                       _tiny_option, cli)
 
@@ -57,6 +57,7 @@ def _csv_list(kind: str, allowed: tuple[str, ...] | None = None, cast=str):
               help="Items per SPSA evaluation (default: the whole train split, as the paper).")
 @_gains_options
 @_finetune_average_option
+@_precision_option
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs in parallel on a local process pool.")
 @click.option("--scheduler", default=None,
@@ -69,7 +70,8 @@ def _csv_list(kind: str, allowed: tuple[str, ...] | None = None, cast=str):
 def sweep_command(model: Path | None, rates: str, scopes: tuple, methods: tuple, gs: tuple,
                   seeds: tuple, pa_iters: int, finetune_iters: int, baseline_iters: int | None,
                   lam: float, batch_size: int | None, gain_a: float, gain_A: float, gain_c: float,
-                  alpha: float, gamma: float, finetune_average: float | None, workers: int,
+                  alpha: float, gamma: float, finetune_average: float | None,
+                  precision: str, workers: int,
                   scheduler: str | None, output: Path,
                   dataset_dir: Path | None, tiny: bool, as_json: bool) -> None:
     """The paper's experiment (§II-D, Figs. 1-7): prune MODEL (default: the shipped model) at
@@ -93,7 +95,7 @@ def sweep_command(model: Path | None, rates: str, scopes: tuple, methods: tuple,
     gains = _gains(gain_a, gain_A, gain_c, alpha, gamma)
     job = JobContext.from_model_file(SHIPPED_MODEL if model is None else model, tiny=tiny,
                                      gains=gains.to_dict(), batch_size=batch_size,
-                                     finetune_average=finetune_average,
+                                     finetune_average=finetune_average, precision=precision,
                                      work_dir=None if scheduler else str((out / "runs").resolve()))
     if dataset_dir is not None or scheduler is None:
         # the folder given, or the default built (or loaded) once here, not in every worker

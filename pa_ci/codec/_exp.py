@@ -21,41 +21,78 @@ _LN2_HI = 6.93147180369123816490e-01  # fdlibm split of ln 2: k * LN2_HI is exac
 _LN2_LO = 1.90821492927058770002e-10
 #: |x| bound of exp's argument: sigmoid(-88) = 6e-39 and tanh(44) = 1.0 in float64.
 _EXP_CLAMP = 88.0
+#: The float32 counterparts (see _exp).
+_EXP_CLAMP_32 = 87.0
+_LN2_HI_32 = 0.693359375
+_LN2_LO_32 = -2.12194440e-4
 
 
 @intrinsic
-def _f64_from_bits(typingctx, bits):
-    """The float64 whose IEEE-754 bits are the int64 ``bits`` (a free register reinterpretation)."""
-    if not isinstance(bits, types.Integer):
+def _pick(typingctx, x, v64, v32):
+    """v64 when x is a float64, v32 (as a float32) when x is a float32: a constant chosen by
+    x's type when the kernel compiles (float literals alone are float64 in Numba)."""
+    if not isinstance(x, types.Float) or x.bitwidth not in (32, 64):
         return None
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvm_ir.DoubleType())
-    return types.float64(types.int64), codegen
+        k = 1 if signature.return_type.bitwidth == 64 else 2
+        return context.cast(builder, args[k], signature.args[k], signature.return_type)
+    return x(x, v64, v32), codegen
+
+
+@intrinsic
+def _like(typingctx, x, v):
+    """The float v in the float type of x."""
+    if not isinstance(x, types.Float) or not isinstance(v, types.Number):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[1], signature.args[1], signature.return_type)
+    return x(x, v), codegen
+
+
+@intrinsic
+def _pow2(typingctx, kf):
+    """2^k for an integral float kf (float64: k in [-1022, 1023]; float32: [-126, 127]), built
+    from its IEEE-754 bits: (k + bias) << mantissa bits, reinterpreted (no libm call)."""
+    if not isinstance(kf, types.Float) or kf.bitwidth not in (32, 64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        wide = signature.return_type.bitwidth == 64
+        ity = llvm_ir.IntType(64 if wide else 32)
+        k = builder.fptosi(args[0], ity)
+        bits = builder.shl(builder.add(k, ity(1023 if wide else 127)), ity(52 if wide else 23))
+        return builder.bitcast(bits, llvm_ir.DoubleType() if wide else llvm_ir.FloatType())
+    return kf(kf), codegen
 
 
 @njit(inline="always", **_JIT)
 def _exp(x):
-    """exp(x) within 1 ulp of libm for x clamped to [-88, 88]: x = k ln2 + r with |r| <= ln2 / 2,
-    exp(r) by its degree-13 Taylor polynomial (truncation error < 5e-18), times 2^k from its bits."""
-    x = min(max(x, -_EXP_CLAMP), _EXP_CLAMP)
-    kf = np.floor(x * _LOG2E + 0.5)
-    r = (x - kf * _LN2_HI) - kf * _LN2_LO
-    p = 1.6059043836821613e-10      # 1/13!
-    p = p * r + 2.08767569878681e-09
-    p = p * r + 2.505210838544172e-08
-    p = p * r + 2.755731922398589e-07
-    p = p * r + 2.7557319223985893e-06
-    p = p * r + 2.48015873015873e-05
-    p = p * r + 0.0001984126984126984
-    p = p * r + 0.001388888888888889
-    p = p * r + 0.008333333333333333
-    p = p * r + 0.041666666666666664
-    p = p * r + 0.16666666666666666
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    return p * _f64_from_bits((np.int64(kf) + 1023) << 52)
+    """exp(x) in x's float type, x = k ln2 + r with |r| <= ln2 / 2, exp(r) by its degree-13
+    Taylor polynomial, times 2^k from its bits. float64: within 1 ulp of libm for x clamped to
+    [-88, 88] (truncation error < 5e-18; fdlibm's split of ln 2). float32 (the training precision
+    ``float32``): within 2 ulp for x clamped to [-87, 87] (2^k stays normal; Cephes expf's split
+    0.693359375 + -2.12194440e-4, whose 9-bit high part keeps k * LN2_HI exact)."""
+    c = _pick(x, _EXP_CLAMP, _EXP_CLAMP_32)
+    x = min(max(x, -c), c)
+    kf = np.floor(x * _like(x, _LOG2E) + _like(x, 0.5))
+    r = (x - kf * _pick(x, _LN2_HI, _LN2_HI_32)) - kf * _pick(x, _LN2_LO, _LN2_LO_32)
+    p = _like(x, 1.6059043836821613e-10)      # 1/13!
+    p = p * r + _like(x, 2.08767569878681e-09)
+    p = p * r + _like(x, 2.505210838544172e-08)
+    p = p * r + _like(x, 2.755731922398589e-07)
+    p = p * r + _like(x, 2.7557319223985893e-06)
+    p = p * r + _like(x, 2.48015873015873e-05)
+    p = p * r + _like(x, 0.0001984126984126984)
+    p = p * r + _like(x, 0.001388888888888889)
+    p = p * r + _like(x, 0.008333333333333333)
+    p = p * r + _like(x, 0.041666666666666664)
+    p = p * r + _like(x, 0.16666666666666666)
+    p = p * r + _like(x, 0.5)
+    p = p * r + _like(x, 1.0)
+    p = p * r + _like(x, 1.0)
+    return p * _pow2(kf)
 
 
 @njit(**_JIT)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ._exp import _JIT, _exp
+from ._exp import _JIT, _exp, _like
 
 # Layout and why (the tensors are built by pa_ci.codec.frae._net from theta; see _Net):
 # - Items are SIMD lanes. A lane block runs _L items side by side; every state, gate and output
@@ -118,13 +118,14 @@ class _BatchKernels(NamedTuple):
 
 
 @njit(**_JIT)
-def _lane_arrays(C, He, Hd, D):
-    """Zeroed lane arrays (:class:`_LaneArrays`)."""
-    return _LaneArrays(np.zeros((He, _L)), np.zeros((Hd + C, _L)), np.zeros((3 * He, _L)),
-                       np.zeros((3 * He, _L)), np.zeros((3 * Hd, _L)), np.zeros((3 * Hd, _L)),
-                       np.zeros((D, _L)), np.zeros((2 * max(He, Hd), _L)), np.zeros((D, _L)),
-                       np.zeros(_L, dtype=np.int64), np.zeros(_L),
-                       np.zeros((C, _L)), np.zeros((C, _L)))
+def _lane_arrays(C, He, Hd, D, dtype):
+    """Zeroed lane arrays (:class:`_LaneArrays`) of float type ``dtype`` (the kernel tensors')."""
+    return _LaneArrays(np.zeros((He, _L), dtype), np.zeros((Hd + C, _L), dtype),
+                       np.zeros((3 * He, _L), dtype), np.zeros((3 * He, _L), dtype),
+                       np.zeros((3 * Hd, _L), dtype), np.zeros((3 * Hd, _L), dtype),
+                       np.zeros((D, _L), dtype), np.zeros((2 * max(He, Hd), _L), dtype),
+                       np.zeros((D, _L), dtype), np.zeros(_L, dtype=np.int64), np.zeros(_L, dtype),
+                       np.zeros((C, _L), dtype), np.zeros((C, _L), dtype))
 
 
 @njit(inline="always", **_JIT)
@@ -156,17 +157,20 @@ def _matvec(out, W, b, x, rows, cols):
 def _gru(gi, gh, state, rz, H):
     """Reset-after GRU (research §3.2) from gi = W_i x + b_i and gh = W_h h + b_h (gate row blocks
     r, z, n of H rows): state[:H] <- (1 - z) n + z state, in place; scratch rz (>= 2H rows).
-    sigmoid(a) = 1 / (1 + exp(-a)), tanh(a) = 2 / (1 + exp(-2a)) - 1."""
+    sigmoid(a) = 1 / (1 + exp(-a)), tanh(a) = 2 / (1 + exp(-2a)) - 1, in the arrays' float
+    type (constants too: a float literal alone would be float64)."""
+    one = _like(rz[0, 0], 1.0)
+    two = _like(rz[0, 0], 2.0)
     for j in range(2 * H):
         for l in range(_L):
-            rz[j, l] = 1.0 / (1.0 + _exp(-(gi[j, l] + gh[j, l])))
+            rz[j, l] = one / (one + _exp(-(gi[j, l] + gh[j, l])))
     for j in range(H):
         for l in range(_L):  # n, reusing rz's r row (r is not needed again)
             a = gi[2 * H + j, l] + rz[j, l] * gh[2 * H + j, l]
-            rz[j, l] = 2.0 / (1.0 + _exp(-2.0 * a)) - 1.0
+            rz[j, l] = two / (one + _exp(-two * a)) - one
         for l in range(_L):
             z = rz[H + j, l]
-            state[j, l] = (1.0 - z) * rz[j, l] + z * state[j, l]
+            state[j, l] = (one - z) * rz[j, l] + z * state[j, l]
 
 
 @njit(inline="always", **_JIT)
@@ -194,9 +198,10 @@ def _enc_lanes(ln, net, C, He, Hd, D, K):
     for l in range(_L):
         best[l] = 0
         dist[l] = np.inf
+    zero = _like(dist[0], 0.0)
     for k in range(K):                                  # i = argmin_k ||z - C_k||^2
         for l in range(_L):
-            acc = 0.0
+            acc = zero
             for d in range(D):
                 diff = z[d, l] - cb[k, d]
                 acc += diff * diff
@@ -212,18 +217,20 @@ def _out_lanes(ln, net, n_max, C, Hd):
     selected, cnt[c, l] (a float) = how many channels rank above c in the order (value, channel):
     c is kept when cnt < n_max (among equal values the higher channel wins, ACE's maxima rule)."""
     Y, cnt = ln.Y, ln.cnt
+    zero = _like(Y[0, 0], 0.0)
+    one = _like(Y[0, 0], 1.0)
     _matvec(Y, net.OW, net.ob, ln.HX, C, Hd)
     for c in range(C):
         for l in range(_L):
-            Y[c, l] = 1.0 / (1.0 + _exp(-Y[c, l]))
+            Y[c, l] = one / (one + _exp(-Y[c, l]))
     if n_max == 0 or n_max >= C:
         return
     for c in range(C):
         for l in range(_L):
             y = Y[c, l]
-            a = 0.0  # a float count: adds in registers, the compares become masks
+            a = zero  # a float count: adds in registers, the compares become masks
             for j in range(C):  # larger channels, or equal and higher ones (ACE's tie rule)
-                a += 1.0 if Y[j, l] > y or (j > c and Y[j, l] == y) else 0.0
+                a += one if Y[j, l] > y or (j > c and Y[j, l] == y) else zero
             cnt[c, l] = a
 
 
@@ -298,7 +305,7 @@ def _batch_kernels(C: int, He: int, Hd: int, D: int, K: int) -> _BatchKernels:
     def forward_unit(frame_ptr, cols, vals, offsets, items, i0, i1, net, n_max, out):
         """Encoder + decoder over the items items[i0:i1] (longest first) on _L lanes, each item
         from zero states; frame f's results go to row f of the outputs (those with rows)."""
-        ln = _lane_arrays(C, He, Hd, D)
+        ln = _lane_arrays(C, He, Hd, D, net.We.dtype)
         HX, z, best = ln.HX, ln.z, ln.best
         idx_out, dec_out, lat_out = out.indices, out.decoded, out.latents
         ch_out, val_out = out.chans, out.values
@@ -338,7 +345,7 @@ def _batch_kernels(C: int, He: int, Hd: int, D: int, K: int) -> _BatchKernels:
     @njit(**_JIT)
     def decode_unit(indices, offsets, items, i0, i1, net, n_max, out):
         """Decoder only over items[i0:i1] on _L lanes (as forward_unit) into out."""
-        ln = _lane_arrays(C, He, Hd, D)
+        ln = _lane_arrays(C, He, Hd, D, net.We.dtype)
         best = ln.best
         pos, end, nxt, active = _start_lanes(offsets, items, i0, i1)
         none = np.empty((0, C), dtype=np.int8)

@@ -140,8 +140,9 @@ def _units(offsets: np.ndarray, n_thetas: int) -> tuple[np.ndarray, np.ndarray, 
     return items, unit_theta, unit_ptr
 
 
-def _net(thetas: np.ndarray, config: FraeConfig) -> _Net:
-    """Kernel tensors (:class:`pa_ci.codec._kernels._Net`) from checked thetas (n, p)."""
+def _net(thetas: np.ndarray, config: FraeConfig, dtype=np.float64) -> _Net:
+    """Kernel tensors (:class:`pa_ci.codec._kernels._Net`) from checked thetas (n, p), in
+    ``dtype`` (the kernels compute in the tensors' float type)."""
     layout = frae_layout(config)
     n = thetas.shape[0]
     C = config.n_channels
@@ -156,7 +157,7 @@ def _net(thetas: np.ndarray, config: FraeConfig) -> _Net:
         Ws=t("enc.gru.W_hh"), bs=t("enc.gru.b_hh"), LW=t("enc.latent.W"), lb=t("enc.latent.b"),
         cb=t("codebook"), Whd=t("dec.gru.W_hh"), bhd=t("dec.gru.b_hh"), Q=t("dec.gru.W_ih"),
         bq=t("dec.gru.b_ih"), OW=t("dec.out.W"), ob=t("dec.out.b"))
-    return _Net(*(np.ascontiguousarray(a, dtype=np.float64) for a in parts))
+    return _Net(*(np.ascontiguousarray(a, dtype=dtype) for a in parts))
 
 
 def _config_kernels(config: FraeConfig) -> _BatchKernels:
@@ -318,12 +319,12 @@ class FraeOutput:
 
 
 def _kernel_run(thetas: np.ndarray, config: FraeConfig, packed: PackedPatterns,
-                out: _Outputs) -> None:
+                out: _Outputs, dtype=np.float64) -> None:
     """Run the parallel forward kernel; outputs with no rows (axis 1 of size 0) are skipped."""
     items, unit_theta, unit_ptr = _units(packed.offsets, thetas.shape[0])
     with numba.parallel_chunksize(1):
         _config_kernels(config).forward(packed.frame_ptr, packed.cols, packed.vals, packed.offsets,
-                                        items, unit_theta, unit_ptr, _net(thetas, config),
+                                        items, unit_theta, unit_ptr, _net(thetas, config, dtype),
                                         config.output_maxima, out)
 
 
@@ -374,25 +375,49 @@ def forward_many(thetas: np.ndarray, config: FraeConfig, patterns, *, offsets=No
     return _run_forward(arr, config, packed, return_latents, out)
 
 
-def forward_maxima(thetas: np.ndarray, config: FraeConfig, patterns, *,
-                   offsets=None) -> tuple[np.ndarray, np.ndarray]:
+#: Arithmetic precisions of :func:`forward_maxima` (the training objective's forward pass).
+PRECISIONS = ("float64", "float32")
+
+
+def forward_maxima(thetas: np.ndarray, config: FraeConfig, patterns, *, offsets=None,
+                   precision: str = "float64",
+                   out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`forward_many`'s decoded patterns in compact form: ``(chans, vals)``.
 
     ``chans`` (n, N, M) int8: the M kept channels of each frame in ascending order; ``vals``
     (n, N, M) float64: their decoded values (the numbers ``forward_many(...)[m].decoded`` holds
     at those channels; every other channel is 0 there). M = ``output_maxima`` (sigmoid outputs
     are > 0, so every frame keeps exactly M), or C with chans = 0..C-1 when it is 0.
+
+    ``precision="float32"`` runs the whole pass (weights, states, exp, VQ, maxima) in float32:
+    twice the SIMD lanes per vector, for the training objective only. Its encoder and decoder
+    still run the same float operations on the same values (the encoder's decoder copy is the
+    decoder), but its indices are not those of the float64 codec (:func:`forward`, the
+    streaming :mod:`pa_ci.codec.stream`), which stay float64.
+
+    ``out``: ``(chans, vals)`` arrays of those shapes and dtypes (C-contiguous) to write into;
+    SPSA reuses one pair instead of faulting in ~40 MB of fresh pages per evaluation.
     """
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     arr = _check_thetas(thetas, config, "thetas")
     packed = pack_patterns(patterns, config.n_channels, offsets=offsets)
     n, N, C = arr.shape[0], packed.n_frames, config.n_channels
     M = config.output_maxima or C
-    chans = np.empty((n, N, M), dtype=np.int8)
-    vals = np.empty((n, N, M), dtype=np.float64)
+    if out is None:
+        chans = np.empty((n, N, M), dtype=np.int8)
+        vals = np.empty((n, N, M), dtype=np.float64)
+    else:
+        chans, vals = out
+        for a, dt in ((chans, np.int8), (vals, np.float64)):
+            if a.shape != (n, N, M) or a.dtype != dt or not a.flags.c_contiguous:
+                raise ParameterError(f"out must be C-contiguous int8 and float64 arrays of shape "
+                                     f"{(n, N, M)}, got {a.dtype} {a.shape}")
     _kernel_run(arr, config, packed, _Outputs(indices=np.empty((n, N), dtype=np.int64),
                                               decoded=np.empty((n, 0, C)),
                                               latents=np.empty((n, 0, config.latent_dim)),
-                                              chans=chans, values=vals))
+                                              chans=chans, values=vals),
+                np.dtype(precision))
     return chans, vals
 
 

@@ -65,7 +65,7 @@ class Encoder:
         self._net = _net(_one_theta(theta, config), config).one()
         self._step = _config_steps(config).enc_step
         self._lanes = _lane_arrays(config.n_channels, config.enc_hidden, config.dec_hidden,
-                                   config.latent_dim)
+                                   config.latent_dim, np.dtype(np.float64))
 
     @property
     def s(self) -> np.ndarray:
@@ -114,7 +114,8 @@ class Decoder:
         self.config = config
         self._net = _net(_one_theta(theta, config), config).one()
         self._step = _config_steps(config).dec_step
-        self._lanes = _lane_arrays(config.n_channels, 1, config.dec_hidden, config.latent_dim)
+        self._lanes = _lane_arrays(config.n_channels, 1, config.dec_hidden, config.latent_dim,
+                                   np.dtype(np.float64))
 
     @property
     def h(self) -> np.ndarray:

@@ -110,7 +110,7 @@ class JobContext:
     default (or tiny) dataset from the bundled data into its own cache. ``dataset_key``: the key
     the worker's dataset must have (a worker that finds another fails, naming both);
     ``dataset_counts``: its train and test item counts (recorded in ``sweep.json``).
-    ``finetune_average``: see :func:`run_protocol`.
+    ``finetune_average``, ``precision``: see :func:`run_protocol`.
     """
 
     model_bytes: bytes
@@ -124,6 +124,7 @@ class JobContext:
     dataset_key: str | None = None
     dataset_counts: dict | None = None
     finetune_average: float | None = None
+    precision: str = "float64"
 
     @classmethod
     def from_model_file(cls, path: str | os.PathLike, **kwargs: Any) -> JobContext:
@@ -145,6 +146,8 @@ class JobContext:
             out["dataset"] = {"key": self.dataset_key, **(self.dataset_counts or {})}
         if self.finetune_average is not None:   # sweeps without it keep their record
             out["finetune_average"] = self.finetune_average
+        if self.precision != "float64":
+            out["precision"] = self.precision
         return out
 
     def dataset(self):  # -> pa_ci.data.Dataset
@@ -197,7 +200,8 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
                  progress: Callable[[str], ProgressFn | None] | None = None,
                  dataset: dict[str, Any] | None = None,
                  export_part: str | None = None,
-                 finetune_average: float | None = None) -> dict[str, Any]:
+                 finetune_average: float | None = None,
+                 precision: str = "float64") -> dict[str, Any]:
     """Run ``spec`` from ``model`` in ``run_dir``; return (and write) its figures.
 
     ``dataset``: the record of the dataset the items come from (:meth:`pa_ci.data.Dataset.record`),
@@ -216,11 +220,14 @@ def run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *,
     :class:`pa_ci.train.spsa.Spsa`), and the figures add ``vstoi_finetuned_mean`` (test) and
     ``train_vstoi_finetuned_mean`` of that mean. The run's model and ``vstoi_finetuned`` stay the
     last iterate, the paper's protocol, so one run gives both.
+
+    ``precision``: the SPSA objective's forward pass (:class:`pa_ci.train.training.TrainOptions`);
+    every reported VSTOI is the float64 codec's.
     """
     result = _run_protocol(model, spec, run_dir, train_items=train_items, eval_items=eval_items,
                            gains=gains, batch_size=batch_size, checkpoint_every=checkpoint_every,
                            resume=resume, progress=progress, dataset=dataset,
-                           finetune_average=finetune_average)
+                           finetune_average=finetune_average, precision=precision)
     if export_part is None:
         return result
     return {**result, **export_run_model(run_dir, export_part, source=model.path)}
@@ -231,7 +238,8 @@ def _run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *
                   batch_size: int | None, checkpoint_every: int, resume: bool,
                   progress: Callable[[str], ProgressFn | None] | None,
                   dataset: dict[str, Any] | None,
-                  finetune_average: float | None = None) -> dict[str, Any]:
+                  finetune_average: float | None = None,
+                  precision: str = "float64") -> dict[str, Any]:
     t0 = time.monotonic()
     average_from = _average_from(finetune_average, spec.finetune_total)
     run = Path(run_dir)
@@ -247,6 +255,8 @@ def _run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *
                 "model_hash": model.hash}
     if finetune_average is not None:    # runs without it keep the record they had
         describe["finetune_average"] = finetune_average
+    if precision != "float64":          # runs without it keep the record they had
+        describe["precision"] = precision
     stage_kwargs, model_meta = record_dataset(describe, dataset)
     with claim_folder(run, "pruning run", TrainingError):
         if open_run_folder(run, describe, resume, what="pruning run") and result_path.exists():
@@ -268,7 +278,7 @@ def _run_protocol(model: ModelFile, spec: RunSpec, run_dir: str | os.PathLike, *
         vstoi_before = score(theta)
         train_vstoi: dict[str, float] = {}
         common = dict(gains=gains, batch_size=batch_size, warm_start_steps=0,
-                      checkpoint_every=checkpoint_every)
+                      checkpoint_every=checkpoint_every, precision=precision)
         if spec.method == "pa":
             record = {"stage": "pa", "init": model.hash, **spec_record}
             pa = train_stage(run, "pa", train_items, theta, config,
@@ -351,7 +361,8 @@ def run_one(spec: RunSpec, job: JobContext) -> dict[str, Any]:
     model = job.model()
     kwargs = dict(train_items=ds.train, eval_items=ds.test, gains=Gains.from_dict(job.gains),
                   batch_size=job.batch_size, checkpoint_every=job.checkpoint_every,
-                  dataset=ds.record(), finetune_average=job.finetune_average)
+                  dataset=ds.record(), finetune_average=job.finetune_average,
+                  precision=job.precision)
     if job.work_dir is None:
         with tempfile.TemporaryDirectory(prefix="pa-ci-run-") as tmp:
             result = run_protocol(model, spec, Path(tmp) / spec.key(), **kwargs)

@@ -33,11 +33,14 @@ class VstoiObjective:
     ``ace_params.fs`` (``.clean``) and its ACE pattern (``.pattern``, (K, 22), K*hop >= len(clean)).
     ``batch_size``: score a mini-batch of that many items per iteration instead of all of them;
     the batch of iteration ``k`` is drawn from ``Generator((seed, k))``, the same for every row of
-    one call. ``extended`` scores ESTOI instead of STOI.
+    one call. ``extended`` scores ESTOI instead of STOI. ``precision``: the FRAE's arithmetic
+    in the forward pass (:data:`pa_ci.codec.frae.PRECISIONS`; ``"float32"`` is faster, the
+    VSTOI side stays float64).
     """
 
     def __init__(self, items: Sequence[Any], config: FraeConfig, ace_params: AceParams | None = None,
-                 *, batch_size: int | None = None, seed: int = 0, extended: bool = False) -> None:
+                 *, batch_size: int | None = None, seed: int = 0, extended: bool = False,
+                 precision: str = "float64") -> None:
         items = list(items)
         if not items:
             raise ParameterError("the objective needs at least one item")
@@ -48,6 +51,10 @@ class VstoiObjective:
         self.batch_size = batch_size
         self.seed = int(seed)
         self.extended = bool(extended)
+        if precision not in _frae.PRECISIONS:
+            raise ParameterError(f"precision {precision!r}; expected one of "
+                                 f"{', '.join(_frae.PRECISIONS)}")
+        self.precision = precision
         self._patterns = [it.pattern for it in items]
         self._packed_all = pack_patterns(self._patterns, config.n_channels)
         self.references = [Reference(np.asarray(it.clean, dtype=np.float64), int(self.ace_params.fs))
@@ -56,6 +63,7 @@ class VstoiObjective:
         self._sets: dict[tuple, ReferenceSet] = {}
         self._freqs = np.asarray(self.ace_params.centre_frequencies, dtype=np.float64)
         self._buffers: tuple[np.ndarray, np.ndarray] | None = None
+        self._maxima: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- item selection ---------------------------------------------------------------------
     def batch(self, k: int) -> np.ndarray:
@@ -81,8 +89,10 @@ class VstoiObjective:
         return rs
 
     # -- scoring ----------------------------------------------------------------------------
-    def scores(self, thetas: np.ndarray, k: int = 0, items: np.ndarray | None = None) -> np.ndarray:
-        """VSTOI of every (row, item) pair: array (n_rows, n_items_scored)."""
+    def scores(self, thetas: np.ndarray, k: int = 0, items: np.ndarray | None = None,
+               precision: str | None = None) -> np.ndarray:
+        """VSTOI of every (row, item) pair: array (n_rows, n_items_scored); ``precision``
+        overrides the objective's own."""
         thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
         idx = self.batch(k) if items is None else np.asarray(items, dtype=np.int64)
         packed = self._subset(idx)
@@ -92,7 +102,12 @@ class VstoiObjective:
                                  + [[len(thetas) * n_frames]]).astype(np.int64)
         rs = self._reference_set(idx, len(thetas))
         if _forward_maxima is not None:
-            chans, vals = _forward_maxima(thetas, self.config, packed)
+            M = self.config.output_maxima or C
+            if self._maxima is None or self._maxima[0].shape != (len(thetas), n_frames, M):
+                self._maxima = (np.empty((len(thetas), n_frames, M), dtype=np.int8),
+                                np.empty((len(thetas), n_frames, M)))  # reused across calls
+            chans, vals = _forward_maxima(thetas, self.config, packed,
+                                          precision=precision or self.precision, out=self._maxima)
             out = rs.vstoi_maxima(chans, vals, self.ace_params, offsets=offsets,
                                   extended=self.extended)
             return out.reshape(len(thetas), idx.size)
@@ -110,5 +125,6 @@ class VstoiObjective:
         return self.scores(thetas, k).mean(axis=1)
 
     def evaluate(self, theta: np.ndarray) -> np.ndarray:
-        """VSTOI of each item (all items, no mini-batch) for one parameter vector."""
-        return self.scores(theta[None, :], items=np.arange(self.n_items))[0]
+        """VSTOI of each item (all items, no mini-batch) for one parameter vector, by the
+        float64 codec whatever the objective's precision (the figure a model is reported by)."""
+        return self.scores(theta[None, :], items=np.arange(self.n_items), precision="float64")[0]

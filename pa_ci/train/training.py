@@ -39,7 +39,7 @@ from ..run_folder import (check_folder, check_resume, dataset_key_of, dataset_mi
                           holds_files, same_dataset)
 from ..errors import ModelFileError, ParameterError, TrainingError
 from ..progress import ProgressFn
-from ..codec.frae import FraeConfig, frae_layout, init_params
+from ..codec.frae import PRECISIONS, FraeConfig, frae_layout, init_params
 from .objective import VstoiObjective
 from ..codec.model_file import MODEL_FILENAME, ModelFile, load_model, save_model
 from .spsa import MAX_ITERATIONS, Gains, Spsa, calibrate
@@ -68,6 +68,10 @@ class TrainOptions:
     ``average_from``: iterate averaging (:class:`pa_ci.train.spsa.Spsa`) over the iterations
     from this one of the run on (0: all); the model saved is then the mean of those iterates,
     and ``last.npz`` (:data:`LAST_ITERATE`) the last iterate.
+    ``precision``: the arithmetic of the FRAE forward pass in the SPSA objective
+    (:data:`pa_ci.codec.frae.PRECISIONS`): ``"float32"`` is faster; the log's y+/y- are then
+    float32 figures, while ``vstoi_initial`` and ``train_vstoi`` in the model's meta are always
+    the float64 codec's.
     """
 
     iters: int = 1000
@@ -82,6 +86,7 @@ class TrainOptions:
     calibrate_step: float | None = None
     first_iteration: int = 0
     average_from: int | None = None
+    precision: str = "float64"
 
     def __post_init__(self) -> None:
         for name, top in (("iters", MAX_ITERATIONS), ("first_iteration", MAX_ITERATIONS),
@@ -117,6 +122,9 @@ class TrainOptions:
                 self.average_from, (int, np.integer)) or not 0 <= self.average_from <= MAX_ITERATIONS):
             raise ParameterError(f"average from is {self.average_from!r}; expected an iteration "
                                  f"0..{MAX_ITERATIONS}")
+        if self.precision not in PRECISIONS:
+            raise ParameterError(f"precision is {self.precision!r}; expected one of "
+                                 f"{', '.join(PRECISIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -125,6 +133,8 @@ class TrainOptions:
             del d["first_iteration"]
         if self.average_from is None:
             del d["average_from"]
+        if self.precision == "float64":
+            del d["precision"]
         return d
 
     @classmethod
@@ -318,7 +328,8 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                                                  run / "log.csv", run / "model.npz")
     layout = frae_layout(config)
     vstoi = VstoiObjective(train_items, config, ace_params, batch_size=options.batch_size,
-                           seed=options.seed, extended=options.extended)
+                           seed=options.seed, extended=options.extended,
+                           precision=options.precision)
     objective = vstoi if wrap_objective is None else wrap_objective(vstoi)
 
     with claim_folder(run, "training run", TrainingError):
@@ -353,7 +364,7 @@ def train(run_dir: str | os.PathLike, train_items: Sequence[Any], *,
                         average_from=None if options.average_from is None
                         else options.first_iteration + options.average_from)
             spsa.k = options.first_iteration
-            info["vstoi_initial"] = float(vstoi(spsa.theta[None, :], 0)[0]) \
+            info["vstoi_initial"] = float(vstoi.evaluate(spsa.theta).mean()) \
                 if options.batch_size is None else None
             _save_checkpoint(ckpt_path, spsa, info)
             if log_path.exists():

@@ -43,19 +43,20 @@ def _keep_maxima(y, n_max):
     return out
 
 
-def twin_forward(theta, cfg, items):
-    """Obvious FRAE forward: items batched (zero states), Python loop over time."""
-    V = frae_layout(cfg).views(theta)
+def twin_forward(theta, cfg, items, dtype=np.float64):
+    """Obvious FRAE forward: items batched (zero states), Python loop over time, in ``dtype``
+    (weights, inputs and states; NumPy keeps float32 arithmetic float32)."""
+    V = {k: v.astype(dtype) for k, v in frae_layout(cfg).views(theta).items()}
     lengths = np.array([len(x) for x in items])
     n, T = len(items), int(lengths.max(initial=0))
-    s = np.zeros((n, cfg.enc_hidden))
-    h = np.zeros((n, cfg.dec_hidden))
+    s = np.zeros((n, cfg.enc_hidden), dtype)
+    h = np.zeros((n, cfg.dec_hidden), dtype)
     idx = [np.zeros(k, dtype=np.int64) for k in lengths]
-    dec = [np.zeros((k, cfg.n_channels)) for k in lengths]
-    lat = [np.zeros((k, cfg.latent_dim)) for k in lengths]
+    dec = [np.zeros((k, cfg.n_channels), dtype) for k in lengths]
+    lat = [np.zeros((k, cfg.latent_dim), dtype) for k in lengths]
     for t in range(T):
         act = np.flatnonzero(lengths > t)
-        x = np.stack([np.asarray(items[i][t], dtype=np.float64) for i in act])
+        x = np.stack([np.asarray(items[i][t], dtype=dtype) for i in act])
         s_new = _gru(np.concatenate([x, h[act]], axis=1), s[act], V["enc.gru.W_ih"],
                      V["enc.gru.W_hh"], V["enc.gru.b_ih"], V["enc.gru.b_hh"])
         z = s_new @ V["enc.latent.W"].T + V["enc.latent.b"]
@@ -70,14 +71,20 @@ def twin_forward(theta, cfg, items):
     return idx, dec, lat
 
 
-def numpy_forward_maxima(thetas, config, patterns):
+def numpy_forward_maxima(thetas, config, patterns, precision="float64", out=None):
     """forward_maxima from forward_many's dense output: the m largest entries of each row, in
-    ascending channel order (the ``pa_ci.codec.frae.forward_maxima`` contract) by a NumPy sort."""
+    ascending channel order (the ``pa_ci.codec.frae.forward_maxima`` contract) by a NumPy sort
+    (float64 only; written into ``out`` when given)."""
+    assert precision == "float64"
     outs = forward_many(thetas, config, patterns)
     dense = np.stack([o.decoded for o in outs])  # (n, N, C)
     m = config.output_maxima or config.n_channels
     keep = np.sort(np.argsort(-dense, axis=2, kind="stable")[:, :, :m], axis=2)
-    return keep.astype(np.int8), np.take_along_axis(dense, keep, axis=2)
+    chans, vals = keep.astype(np.int8), np.take_along_axis(dense, keep, axis=2)
+    if out is None:
+        return chans, vals
+    out[0][...], out[1][...] = chans, vals
+    return out
 
 
 # --- bitstream (pa_ci.codec.bitstream) ------------------------------------------------------------
