@@ -48,7 +48,7 @@ from pystoi import stoi as pystoi_stoi  # noqa: E402
 from bench_vstoi import FS, plain_envelopes, plain_vocoder  # noqa: E402
 from pa_ci.codec.coder import load_codec  # noqa: E402
 from pa_ci.data.dataset import build_dataset, default_config  # noqa: E402
-from pa_ci.codec.frae import FraeConfig, forward_many, frae_layout  # noqa: E402
+from pa_ci.codec.frae import FraeConfig, forward_many, forward_maxima, frae_layout  # noqa: E402
 from pa_ci.train.objective import VstoiObjective  # noqa: E402
 from pa_ci.prune.magnitude import eligible_mask  # noqa: E402
 from pa_ci.prune.pruning_aware import PruningAwareObjective  # noqa: E402
@@ -259,7 +259,10 @@ def main() -> None:
     t0 = time.perf_counter()
     objective = VstoiObjective(items, config)
     t_setup = time.perf_counter() - t0
-    pa = PruningAwareObjective(objective, eligible_mask(frae_layout(config), "whole"), 0.7, n_max=1000)
+    eligible = eligible_mask(frae_layout(config), "whole")
+    pa = PruningAwareObjective(objective, eligible, 0.7, n_max=1000)
+    objective32 = VstoiObjective(items, config, precision="float32")  # --precision float32
+    pa32 = PruningAwareObjective(objective32, eligible, 0.7, n_max=1000)
     thetas2 = np.stack([theta0, theta0 + 1e-3])
     thetas4 = np.concatenate([thetas2, thetas2 - 2e-3])
     say(f"set-up: dataset {t_dataset:.2f} s (cached), objective {t_setup:.2f} s; "
@@ -272,6 +275,8 @@ def main() -> None:
         numba.set_num_threads(threads)
         Spsa(objective, theta0, gains=gains, seed=0).step()  # compile / load caches, buffers
         Spsa(pa, theta0, gains=gains, seed=0).step()
+        Spsa(objective32, theta0, gains=gains, seed=0).step()
+        Spsa(pa32, theta0, gains=gains, seed=0).step()
 
         def iteration(obj=objective):
             s = Spsa(obj, theta0, gains=gains, seed=0)
@@ -280,18 +285,34 @@ def main() -> None:
         r = {}
         r["iteration_s"], r["iteration_runs_s"], theta_ours = timed(iteration, repeat)
         r["pa_iteration_s"], r["pa_iteration_runs_s"], _ = timed(lambda: iteration(pa), repeat)
+        r["float32_iteration_s"], r["float32_iteration_runs_s"], _ = timed(
+            lambda: iteration(objective32), repeat)
+        r["float32_pa_iteration_s"], _, _ = timed(lambda: iteration(pa32), repeat)
+        r["float32_frae_forward_1theta_s"], _, _ = timed(
+            lambda: forward_maxima(theta0[None], config, objective._packed_all, precision="float32"),
+            repeat)
+        r["frae_forward_maxima_1theta_s"], _, _ = timed(
+            lambda: forward_maxima(theta0[None], config, objective._packed_all), repeat)
         for n, th in ((1, theta0[None]), (2, thetas2), (4, thetas4)):
             r[f"frae_forward_{n}theta_s"], _, _ = timed(
                 lambda th=th: forward_many(th, config, objective._packed_all), repeat)
         r["objective_2theta_s"], _, _ = timed(lambda: objective(thetas2, 0), repeat)
-        r["vstoi_side_per_theta_s"] = (r["objective_2theta_s"] - r["frae_forward_2theta_s"]) / 2
+        # the VSTOI side: the objective minus its own FRAE pass (kept maxima into reused buffers)
+        buffers = (np.empty((2, frames, config.output_maxima), np.int8),
+                   np.empty((2, frames, config.output_maxima)))
+        r["frae_forward_maxima_2theta_s"], _, _ = timed(
+            lambda: forward_maxima(thetas2, config, objective._packed_all, out=buffers), repeat)
+        r["vstoi_side_per_theta_s"] = (r["objective_2theta_s"]
+                                       - r["frae_forward_maxima_2theta_s"]) / 2
         r["frae_gflops"] = 2 * macs * frames / (r["frae_forward_1theta_s"]) / 1e9
         ours[str(threads)] = r
         say(f"ours, {threads} thread(s): iteration {r['iteration_s'] * 1e3:.1f} ms, PA iteration "
             f"{r['pa_iteration_s'] * 1e3:.1f} ms, FRAE forward {r['frae_forward_1theta_s'] * 1e3:.1f} ms "
             f"per theta ({r['frae_forward_2theta_s'] * 1e3:.1f} ms for 2, "
             f"{r['frae_forward_4theta_s'] * 1e3:.1f} ms for 4), VSTOI side "
-            f"{r['vstoi_side_per_theta_s'] * 1e3:.1f} ms per theta")
+            f"{r['vstoi_side_per_theta_s'] * 1e3:.1f} ms per theta; float32 precision: iteration "
+            f"{r['float32_iteration_s'] * 1e3:.1f} ms, PA iteration "
+            f"{r['float32_pa_iteration_s'] * 1e3:.1f} ms")
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
     say(f"plain path, 1 thread ({plain_repeat} runs of ~10 s) ...")
@@ -352,6 +373,9 @@ def main() -> None:
                       "max_abs_theta_diff_after_step": float(np.max(np.abs(theta_ours - theta_plain)))},
         "projected": {
             "paper_pa_run_h": (1000 * t_pa + 7000 * t_it) / 3600,
+            "paper_pa_run_float32_h": (1000 * best["float32_pa_iteration_s"]
+                                       + 7000 * best["float32_iteration_s"]) / 3600,
+            "paper_baseline_run_float32_h": 8000 * best["float32_iteration_s"] / 3600,
             "paper_baseline_run_h": 8000 * t_it / 3600,
             "paper_sweep_19_rates_2_scopes_2_methods_h": 19 * 2 * ((1000 * t_pa + 7000 * t_it)
                                                                  + 8000 * t_it) / 3600,
@@ -375,7 +399,8 @@ def main() -> None:
     print(f"  plain path, 1 thread:  {plain['iteration_s']:8.2f} s")
     for th, o in ours.items():
         print(f"  ours, {th} thread(s):    {o['iteration_s'] * 1e3:8.1f} ms   PA iteration (4 thetas) "
-              f"{o['pa_iteration_s'] * 1e3:.1f} ms")
+              f"{o['pa_iteration_s'] * 1e3:.1f} ms;  --precision float32: "
+              f"{o['float32_iteration_s'] * 1e3:.1f} ms / {o['float32_pa_iteration_s'] * 1e3:.1f} ms")
     print(f"  ratio at 1 thread (plain / ours): {r['plain_over_ours_iteration_1thread']:.0f}x;  "
           f"plain (1) / ours (2): {r['plain1_over_ours2_iteration']:.0f}x;  "
           f"2-thread scaling {r['scaling_iteration_2_over_1']:.2f}x")

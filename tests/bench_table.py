@@ -26,6 +26,14 @@ def table(r: dict) -> str:
              ms(o2["iteration_s"]) if o2 else "-"),
             ("one PA iteration (4 thetas)", "-", ms(o1["pa_iteration_s"]),
              ms(o2["pa_iteration_s"]) if o2 else "-"),
+            *([("one SPSA iteration, --precision float32", "-", ms(o1["float32_iteration_s"]),
+                ms(o2["float32_iteration_s"]) if o2 else "-"),
+               ("one PA iteration, --precision float32", "-", ms(o1["float32_pa_iteration_s"]),
+                ms(o2["float32_pa_iteration_s"]) if o2 else "-"),
+               ("FRAE forward (kept maxima), 1 theta, float32", "-",
+                ms(o1["float32_frae_forward_1theta_s"]),
+                ms(o2["float32_frae_forward_1theta_s"]) if o2 else "-")]
+              if "float32_iteration_s" in o1 else []),
             ("FRAE forward, 1 theta", f"{p['frae_forward_1theta_s']:.2f} s",
              ms(o1["frae_forward_1theta_s"]), ms(o2["frae_forward_1theta_s"]) if o2 else "-"),
             ("VSTOI side, per theta", "-", ms(o1["vstoi_side_per_theta_s"]),
@@ -54,7 +62,10 @@ def table(r: dict) -> str:
     out.append(f"Projected: the paper's PA run (1000 PA + 7000 fine-tuning iterations) "
                f"{pr['paper_pa_run_h'] * 60:.0f} min, its baseline (8000) {pr['paper_baseline_run_h'] * 60:.0f} min, "
                f"the 19-rate x 2-scope x 2-method sweep {pr['paper_sweep_19_rates_2_scopes_2_methods_h']:.0f} h "
-               f"(plain path: {pr['plain_paper_baseline_run_h']:.0f} h per baseline run).")
+               f"(plain path: {pr['plain_paper_baseline_run_h']:.0f} h per baseline run)"
+               + (f"; with --precision float32 a PA run {pr['paper_pa_run_float32_h'] * 60:.0f} min, "
+                  f"a baseline run {pr['paper_baseline_run_float32_h'] * 60:.0f} min"
+                  if "paper_pa_run_float32_h" in pr else "") + ".")
     m = r["machine"]
     out.append(f"Measured {r['utc'][:10]} on {m['cpu']} ({m['logical_cpus']} logical CPUs), "
                f"medians of {r['repeats']['ours']} (ours) and {r['repeats']['plain']} (plain) runs, "

@@ -24,6 +24,7 @@ TABLES = [
     ("examples/paper_sweep/README.rst", ["examples/sweep_table.py", "examples/paper_sweep"]),
     ("examples/paper_sweep/README.rst",
      ["examples/paper_sweep/claims.py", "examples/paper_sweep/results.csv"]),
+    ("examples/float32_training/README.rst", ["examples/float32_training/compare.py", "--table"]),
 ]
 
 
