@@ -3,7 +3,9 @@
 ``_exp(x)`` is within 1 ulp of ``numpy.exp`` for x clamped to [-88, 88]: x = k ln2 + r with
 |r| <= ln2 / 2 (the fdlibm split of ln 2), exp(r) by its degree-13 Taylor polynomial, times 2^k
 built from its IEEE-754 bits. Arithmetic only, no libm call: the kernels' lane loops vectorise,
-and the codec's output does not depend on the platform's math library.
+and the codec's output does not depend on the platform's math library. The same code runs in
+float32 for a float32 argument (the training precision ``float32``): its constants are chosen by
+the argument's type when the kernel compiles (:func:`_pick`, :func:`_like`).
 """
 from __future__ import annotations
 
