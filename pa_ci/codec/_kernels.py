@@ -50,6 +50,13 @@ from ._exp import _JIT, _exp, _like
 #   take the lane arrays and tensors by name from their NamedTuples once, before their loops.
 #   Elementwise loops touch few rows each: LLVM vectorises a 32-trip loop only when it needs few
 #   run-time overlap checks between the arrays (one loop over all GRU rows stayed scalar).
+# - Disk cache: the parallel forward and decode are closures that capture forward_unit /
+#   decode_unit. Numba's cache key hashes a closure's cells, and a compiled function pickles
+#   differently in every process, so these two miss the cache and compile at every start (~5 s
+#   each; the units and everything else load from it). Two ways out were tried and dropped:
+#   writing the unit's body into the prange loop gave wrong results (Numba 0.68: the parfor
+#   lowering and the inlined lane helpers do not mix), and binding the unit as a global of the
+#   kernel aborted when two configs' cached kernels met in one process.
 # The batched kernels and the streaming steps run the same helpers on the same lane arrays (the
 # streaming ones with one lane in use): the same float operations in the same order (no
 # fast-math, no contraction to FMA), so they agree exactly.
