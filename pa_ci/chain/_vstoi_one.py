@@ -144,9 +144,11 @@ class _Scratch(NamedTuple):
     yb: np.ndarray      # (threads, NUMBAND max T) band envelopes
 
 
-def _scratch(threads: int, max_len: int, max_len10: int, max_frames: int, fs: int) -> _Scratch:
-    """:class:`_Scratch` for ``threads`` threads and items of at most these sizes."""
-    pad = _analysis(fs).G.shape[1] + 1
+def _scratch(threads: int, max_len: int, max_len10: int, max_frames: int,
+             ana: _Analysis) -> _Scratch:
+    """:class:`_Scratch` for ``threads`` threads and items of at most these sizes (``ana``: the
+    items' :class:`_Analysis`, whose filter sets the zero padding)."""
+    pad = ana.G.shape[1] + 1
     return _Scratch(np.empty((threads, max_len + 2 * pad)), np.empty((threads, max_len10)),
                     np.empty((threads, max_frames, WINDOW.shape[0])),
                     np.empty((threads, NUMBAND * max_frames)))

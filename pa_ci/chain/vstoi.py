@@ -350,7 +350,8 @@ class ReferenceSet:
             p = self._packed
             self._scratch_rows = _scratch(numba.config.NUMBA_NUM_THREADS,
                                           int(p.lengths.max()), int(p.lengths10.max()),
-                                          int(max(np.diff(p.ks_off).max() - 1, 0)), self.fs)
+                                          int(max(np.diff(p.ks_off).max() - 1, 0)),
+                                          self._analysis)
         return self._scratch_rows
 
     def __len__(self) -> int:

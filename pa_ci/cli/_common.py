@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..codec.config import FraeConfig
+from ..codec.config import PRECISIONS, FraeConfig
 from ..errors import PaCiError, ParameterError  # noqa: F401 - for the command modules
 from ..experiment.spec import METHODS  # noqa: F401 - choices of the command modules
 from ..prune.magnitude import SCOPES  # noqa: F401
@@ -240,7 +240,7 @@ def _load_model_arg(model: Path | None):
 
 #: --precision of `train`, `prune` and `sweep` (the SPSA objective's forward pass).
 _precision_option = click.option(
-    "--precision", type=click.Choice(["float64", "float32"]), default="float64",
+    "--precision", type=click.Choice(list(PRECISIONS)), default=PRECISIONS[0],
     show_default=True,
     help="Arithmetic of the FRAE forward pass in the SPSA objective: float32 is faster (the "
          "VSTOI side and every reported VSTOI stay float64, the float64 codec's).")

@@ -41,6 +41,19 @@ MAX_CODEBOOK_SIZE = 2**16
 #: (SPSA holds a few thetas at once); the paper's models have ~3500.
 MAX_PARAMETERS = 2**24
 
+#: Arithmetic precisions of the training objective's FRAE pass (``--precision``; see
+#: :func:`pa_ci.codec.frae.forward_maxima`). Here, not in frae, so the CLI can list them
+#: without importing the compiled kernels.
+PRECISIONS = ("float64", "float32")
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a :class:`ParameterError`."""
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision is {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    return precision
+
+
 _CONFIG_LIMITS = {"n_channels": MAX_CHANNELS, "enc_hidden": MAX_HIDDEN, "dec_hidden": MAX_HIDDEN,
                   "latent_dim": MAX_LATENT_DIM, "codebook_size": MAX_CODEBOOK_SIZE}
 _CONFIG_LIMITS_WHY = {

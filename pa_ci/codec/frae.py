@@ -51,7 +51,8 @@ import numpy as np
 
 from ..errors import ParameterError
 from .config import (DEFAULT_FRAME_RATE, MAX_CHANNELS, MAX_CODEBOOK_SIZE, MAX_HIDDEN,  # noqa: F401
-                     MAX_LATENT_DIM, MAX_PARAMETERS, FraeConfig, _parameter_count)
+                     MAX_LATENT_DIM, MAX_PARAMETERS, PRECISIONS, FraeConfig, _parameter_count,
+                     check_precision)
 from ._kernels import _BatchKernels, _batch_kernels, _Net, _Outputs
 from .layout import Layout
 
@@ -375,10 +376,6 @@ def forward_many(thetas: np.ndarray, config: FraeConfig, patterns, *, offsets=No
     return _run_forward(arr, config, packed, return_latents, out)
 
 
-#: Arithmetic precisions of :func:`forward_maxima` (the training objective's forward pass).
-PRECISIONS = ("float64", "float32")
-
-
 def forward_maxima(thetas: np.ndarray, config: FraeConfig, patterns, *, offsets=None,
                    precision: str = "float64",
                    out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -398,8 +395,7 @@ def forward_maxima(thetas: np.ndarray, config: FraeConfig, patterns, *, offsets=
     ``out``: ``(chans, vals)`` arrays of those shapes and dtypes (C-contiguous) to write into;
     SPSA reuses one pair instead of faulting in ~40 MB of fresh pages per evaluation.
     """
-    if precision not in PRECISIONS:
-        raise ParameterError(f"precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     arr = _check_thetas(thetas, config, "thetas")
     packed = pack_patterns(patterns, config.n_channels, offsets=offsets)
     n, N, C = arr.shape[0], packed.n_frames, config.n_channels

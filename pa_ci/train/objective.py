@@ -15,6 +15,7 @@ import numpy as np
 from ..chain.ace import AceParams, default_params
 from ..errors import ParameterError
 from ..codec import frae as _frae
+from ..codec.config import check_precision
 from ..codec.frae import FraeConfig, PackedPatterns, forward_many, pack_patterns
 from ..chain.stoi import Reference
 from ..chain.vstoi import ReferenceSet
@@ -34,7 +35,7 @@ class VstoiObjective:
     ``batch_size``: score a mini-batch of that many items per iteration instead of all of them;
     the batch of iteration ``k`` is drawn from ``Generator((seed, k))``, the same for every row of
     one call. ``extended`` scores ESTOI instead of STOI. ``precision``: the FRAE's arithmetic
-    in the forward pass (:data:`pa_ci.codec.frae.PRECISIONS`; ``"float32"`` is faster, the
+    in the forward pass (:data:`pa_ci.codec.config.PRECISIONS`; ``"float32"`` is faster, the
     VSTOI side stays float64).
     """
 
@@ -51,10 +52,7 @@ class VstoiObjective:
         self.batch_size = batch_size
         self.seed = int(seed)
         self.extended = bool(extended)
-        if precision not in _frae.PRECISIONS:
-            raise ParameterError(f"precision {precision!r}; expected one of "
-                                 f"{', '.join(_frae.PRECISIONS)}")
-        self.precision = precision
+        self.precision = check_precision(precision)
         self._patterns = [it.pattern for it in items]
         self._packed_all = pack_patterns(self._patterns, config.n_channels)
         self.references = [Reference(np.asarray(it.clean, dtype=np.float64), int(self.ace_params.fs))

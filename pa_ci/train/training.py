@@ -39,7 +39,8 @@ from ..run_folder import (check_folder, check_resume, dataset_key_of, dataset_mi
                           holds_files, same_dataset)
 from ..errors import ModelFileError, ParameterError, TrainingError
 from ..progress import ProgressFn
-from ..codec.frae import PRECISIONS, FraeConfig, frae_layout, init_params
+from ..codec.config import check_precision
+from ..codec.frae import FraeConfig, frae_layout, init_params
 from .objective import VstoiObjective
 from ..codec.model_file import MODEL_FILENAME, ModelFile, load_model, save_model
 from .spsa import MAX_ITERATIONS, Gains, Spsa, calibrate
@@ -69,7 +70,7 @@ class TrainOptions:
     from this one of the run on (0: all); the model saved is then the mean of those iterates,
     and ``last.npz`` (:data:`LAST_ITERATE`) the last iterate.
     ``precision``: the arithmetic of the FRAE forward pass in the SPSA objective
-    (:data:`pa_ci.codec.frae.PRECISIONS`): ``"float32"`` is faster; the log's y+/y- are then
+    (:data:`pa_ci.codec.config.PRECISIONS`): ``"float32"`` is faster; the log's y+/y- are then
     float32 figures, while ``vstoi_initial`` and ``train_vstoi`` in the model's meta are always
     the float64 codec's.
     """
@@ -122,9 +123,7 @@ class TrainOptions:
                 self.average_from, (int, np.integer)) or not 0 <= self.average_from <= MAX_ITERATIONS):
             raise ParameterError(f"average from is {self.average_from!r}; expected an iteration "
                                  f"0..{MAX_ITERATIONS}")
-        if self.precision not in PRECISIONS:
-            raise ParameterError(f"precision is {self.precision!r}; expected one of "
-                                 f"{', '.join(PRECISIONS)}")
+        check_precision(self.precision)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
