@@ -7,17 +7,19 @@ The maths is that of :mod:`pa_ci.codec.frae` (research §3, one frame t)::
 
 The inline helpers (``_enc_lanes``, ``_dec_lanes``, ``_out_lanes``, ``_emit``) run it on the lane
 arrays (:class:`_LaneArrays`) with the kernel tensors (:class:`_Net`); :func:`_batch_kernels`
-builds the parallel batched passes from them (:func:`pa_ci.codec.frae.forward` and
-:func:`~pa_ci.codec.frae.decode`), and :mod:`pa_ci.codec.stream` the streaming steps (one lane in
+builds the batched work units from them, which :func:`run_units` runs on the threads
+(:func:`pa_ci.codec.frae.forward` and :func:`~pa_ci.codec.frae.decode`), and :mod:`pa_ci.codec.stream` the streaming steps (one lane in
 use), so both do the same float operations in the same order.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
-from numba import njit, prange
+import numba
+from numba import njit
 
 from ._exp import _JIT, _exp, _like
 
@@ -50,13 +52,15 @@ from ._exp import _JIT, _exp, _like
 #   take the lane arrays and tensors by name from their NamedTuples once, before their loops.
 #   Elementwise loops touch few rows each: LLVM vectorises a 32-trip loop only when it needs few
 #   run-time overlap checks between the arrays (one loop over all GRU rows stayed scalar).
-# - Disk cache: the parallel forward and decode are closures that capture forward_unit /
-#   decode_unit. Numba's cache key hashes a closure's cells, and a compiled function pickles
-#   differently in every process, so these two miss the cache and compile at every start (~5 s
-#   each; the units and everything else load from it). Two ways out were tried and dropped:
-#   writing the unit's body into the prange loop gave wrong results (Numba 0.68: the parfor
-#   lowering and the inlined lane helpers do not mix), and binding the unit as a global of the
-#   kernel aborted when two configs' cached kernels met in one process.
+# - Threads: the work units (forward_unit / decode_unit, nogil) run on a thread pool of
+#   numba.get_num_threads() threads (run_units), not in a prange loop. A parallel kernel that
+#   calls a unit is a closure over the unit's dispatcher, and Numba's cache key hashes a
+#   closure's cells, which pickle differently in every process: those kernels missed the disk
+#   cache and compiled at every start (~5 s each). Called from Python, every kernel loads from
+#   the cache (pa-ci eval, whole process: 6.2 s -> 2.9 s). A call costs ~5 us; the units are
+#   ~100 ms each. (Two other ways out failed: the unit's body written into the prange loop gave
+#   wrong results in Numba 0.68, and the unit as a global of the kernel aborted when two
+#   configs' cached kernels met in one process.)
 # The batched kernels and the streaming steps run the same helpers on the same lane arrays (the
 # streaming ones with one lane in use): the same float operations in the same order (no
 # fast-math, no contraction to FMA), so they agree exactly.
@@ -120,8 +124,10 @@ class _Outputs(NamedTuple):
 
 
 class _BatchKernels(NamedTuple):
-    forward: object
-    decode: object
+    """One config's compiled work-unit kernels (run in parallel by :func:`run_units`)."""
+
+    forward_unit: object
+    decode_unit: object
 
 
 @njit(**_JIT)
@@ -133,19 +139,6 @@ def _lane_arrays(C, He, Hd, D, dtype):
                        np.zeros((D, _L), dtype), np.zeros((2 * max(He, Hd), _L), dtype),
                        np.zeros((D, _L), dtype), np.zeros(_L, dtype=np.int64), np.zeros(_L, dtype),
                        np.zeros((C, _L), dtype), np.zeros((C, _L), dtype))
-
-
-@njit(inline="always", **_JIT)
-def _net_at(net, m):
-    """The tensors of theta m of a :class:`_Net` with a leading theta axis."""
-    return _Net(net.We[m], net.be[m], net.Ws[m], net.bs[m], net.LW[m], net.lb[m], net.cb[m],
-                net.Whd[m], net.bhd[m], net.Q[m], net.bq[m], net.OW[m], net.ob[m])
-
-
-@njit(inline="always", **_JIT)
-def _outputs_at(out, m):
-    """The outputs of theta m of an :class:`_Outputs`."""
-    return _Outputs(out.indices[m], out.decoded[m], out.latents[m], out.chans[m], out.values[m])
 
 
 # --------------------------------------------------------------------------- lane helpers
@@ -308,7 +301,7 @@ def _next_frame(ln, l, offsets, items, nxt, i1, pos, end, active, He, Hd):
 def _batch_kernels(C: int, He: int, Hd: int, D: int, K: int) -> _BatchKernels:
     """The compiled batched kernels for one set of sizes (closure constants; see the notes)."""
 
-    @njit(**_JIT)
+    @njit(nogil=True, **_JIT)
     def forward_unit(frame_ptr, cols, vals, offsets, items, i0, i1, net, n_max, out):
         """Encoder + decoder over the items items[i0:i1] (longest first) on _L lanes, each item
         from zero states; frame f's results go to row f of the outputs (those with rows)."""
@@ -340,16 +333,7 @@ def _batch_kernels(C: int, He: int, Hd: int, D: int, K: int) -> _BatchKernels:
                 _emit(ln, l, n_max, f, dec_out, ch_out, val_out, C)
                 nxt, active = _next_frame(ln, l, offsets, items, nxt, i1, pos, end, active, He, Hd)
 
-    @njit(parallel=True, **_JIT)
-    def forward(frame_ptr, cols, vals, offsets, items, unit_theta, unit_ptr, net, n_max, out):
-        """forward_unit over the work units in parallel: unit u runs theta unit_theta[u] over
-        items[unit_ptr[u]:unit_ptr[u + 1]]. ``net`` and ``out`` carry a leading theta axis."""
-        for u in prange(unit_theta.shape[0]):
-            m = unit_theta[u]
-            forward_unit(frame_ptr, cols, vals, offsets, items, unit_ptr[u], unit_ptr[u + 1],
-                         _net_at(net, m), n_max, _outputs_at(out, m))
-
-    @njit(**_JIT)
+    @njit(nogil=True, **_JIT)
     def decode_unit(indices, offsets, items, i0, i1, net, n_max, out):
         """Decoder only over items[i0:i1] on _L lanes (as forward_unit) into out."""
         ln = _lane_arrays(C, He, Hd, D, net.We.dtype)
@@ -368,10 +352,31 @@ def _batch_kernels(C: int, He: int, Hd: int, D: int, K: int) -> _BatchKernels:
                 _emit(ln, l, n_max, f, out, none, out, C)
                 nxt, active = _next_frame(ln, l, offsets, items, nxt, i1, pos, end, active, He, Hd)
 
-    @njit(parallel=True, **_JIT)
-    def decode(indices, offsets, items, unit_ptr, net, n_max, out):
-        """decode_unit over the work units in parallel (``net``: one theta's tensors)."""
-        for u in prange(unit_ptr.shape[0] - 1):
-            decode_unit(indices, offsets, items, unit_ptr[u], unit_ptr[u + 1], net, n_max, out)
+    return _BatchKernels(forward_unit, decode_unit)
 
-    return _BatchKernels(forward, decode)
+
+# --------------------------------------------------------------------------- parallel units
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def run_units(calls: Sequence[Callable[[], None]]) -> None:
+    """Run the work units' kernel calls (each a ``forward_unit`` or ``decode_unit`` call, which
+    release the GIL) on ``numba.get_num_threads()`` threads, the next unit to the next free thread;
+    return when all are done (the first error, if any, is raised)."""
+    threads = min(numba.get_num_threads(), len(calls))
+    if threads <= 1:
+        for call in calls:
+            call()
+        return
+    pool = _POOLS.get(threads)
+    if pool is None:
+        pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="pa-ci-frae")
+    futures = [pool.submit(call) for call in calls]
+    try:
+        for future in futures:
+            future.result()
+    except BaseException:  # Ctrl-C while waiting: a running kernel cannot be stopped, so let it
+        for future in futures:  # end before the caller reuses (or frees) its output buffers
+            future.cancel()
+        wait(futures)
+        raise

@@ -32,8 +32,8 @@ API for the trainer
 - :func:`pack_patterns` packs a list of patterns once (sparse rows, offsets, longest-first
   order); :func:`forward` and :func:`forward_many` accept the result, so repeated evaluations on
   the same items (SPSA) neither copy nor re-check the inputs.
-- :func:`forward_many` runs ``n`` parameter vectors over the same items in ONE parallel kernel
-  call (``prange`` over work units: each theta's items in as many groups of equal frame counts
+- :func:`forward_many` runs ``n`` parameter vectors over the same items in ONE parallel pass
+  (work units on the threads: each theta's items in as many groups of equal frame counts
   as keep the threads busy, each group run as SIMD lanes of items, see :mod:`pa_ci.codec._kernels`) and
   returns a list of ``n`` :class:`FraeOutput` (one per theta, e.g. ``[out_plus, out_minus]``),
   each equal to :func:`forward` of its theta.
@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numba
 import numpy as np
@@ -53,7 +53,7 @@ from ..errors import ParameterError
 from .config import (DEFAULT_FRAME_RATE, MAX_CHANNELS, MAX_CODEBOOK_SIZE, MAX_HIDDEN,  # noqa: F401
                      MAX_LATENT_DIM, MAX_PARAMETERS, PRECISIONS, FraeConfig, _parameter_count,
                      check_precision)
-from ._kernels import _BatchKernels, _batch_kernels, _Net, _Outputs
+from ._kernels import _BatchKernels, _batch_kernels, _Net, _Outputs, run_units
 from .layout import Layout
 
 __all__ = ["FraeConfig", "FraeOutput", "PackedPatterns", "frae_layout", "init_params",
@@ -115,7 +115,7 @@ def init_params(config: FraeConfig, seed: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- kernel inputs
 def _units(offsets: np.ndarray, n_thetas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Work units for the parallel kernels: each theta's items split into G groups of about equal
+    """Work units of the parallel pass (:func:`pa_ci.codec._kernels.run_units`): each theta's items split into G groups of about equal
     frame counts (longest item to the lightest group), G such that n_thetas x G is a multiple of
     the thread count. Returns items (per unit, longest first, concatenated), unit_theta and
     unit_ptr (unit u = items[unit_ptr[u]:unit_ptr[u + 1]] of theta unit_theta[u])."""
@@ -323,10 +323,14 @@ def _kernel_run(thetas: np.ndarray, config: FraeConfig, packed: PackedPatterns,
                 out: _Outputs, dtype=np.float64) -> None:
     """Run the parallel forward kernel; outputs with no rows (axis 1 of size 0) are skipped."""
     items, unit_theta, unit_ptr = _units(packed.offsets, thetas.shape[0])
-    with numba.parallel_chunksize(1):
-        _config_kernels(config).forward(packed.frame_ptr, packed.cols, packed.vals, packed.offsets,
-                                        items, unit_theta, unit_ptr, _net(thetas, config, dtype),
-                                        config.output_maxima, out)
+    unit = _config_kernels(config).forward_unit
+    net = _net(thetas, config, dtype)
+    nets = [net.one(m) for m in range(thetas.shape[0])]
+    outs = [_Outputs(*(a[m] for a in out)) for m in range(thetas.shape[0])]
+    run_units([partial(unit, packed.frame_ptr, packed.cols, packed.vals, packed.offsets,
+                                 items, unit_ptr[u], unit_ptr[u + 1], nets[m], config.output_maxima,
+                                 outs[m])
+               for u, m in enumerate(unit_theta.tolist())])
 
 
 def _run_forward(thetas: np.ndarray, config: FraeConfig, packed: PackedPatterns,
@@ -364,7 +368,7 @@ def forward(theta: np.ndarray, config: FraeConfig, patterns, *, offsets=None,
 def forward_many(thetas: np.ndarray, config: FraeConfig, patterns, *, offsets=None,
                  return_latents: bool = False, out: np.ndarray | None = None) -> list[FraeOutput]:
     """:func:`forward` for n parameter vectors ``thetas`` (n, p) over the same items in ONE
-    parallel kernel call; returns n outputs (in the order of ``thetas``) sharing ``offsets``.
+    parallel pass; returns n outputs (in the order of ``thetas``) sharing ``offsets``.
 
     For SPSA: ``out_plus, out_minus = forward_many(np.stack([theta_plus, theta_minus]), ...)``.
     Each output equals :func:`forward` of its theta exactly. ``out``: an (n, N, C) float64
@@ -451,6 +455,7 @@ def decode(theta: np.ndarray, config: FraeConfig, indices, *, offsets=None) -> n
     flat, off = _pack_indices(indices, config.codebook_size, offsets)
     out = np.empty((flat.size, config.n_channels), dtype=np.float64)
     items, _, unit_ptr = _units(off, 1)
-    with numba.parallel_chunksize(1):
-        _config_kernels(config).decode(flat, off, items, unit_ptr, net, config.output_maxima, out)
+    unit = _config_kernels(config).decode_unit
+    run_units([partial(unit, flat, off, items, unit_ptr[u], unit_ptr[u + 1], net,
+                                 config.output_maxima, out) for u in range(unit_ptr.size - 1)])
     return out
