@@ -8,8 +8,9 @@ The maths is that of :mod:`pa_ci.codec.frae` (research §3, one frame t)::
 The inline helpers (``_enc_lanes``, ``_dec_lanes``, ``_out_lanes``, ``_emit``) run it on the lane
 arrays (:class:`_LaneArrays`) with the kernel tensors (:class:`_Net`); :func:`_batch_kernels`
 builds the batched work units from them, which :func:`run_units` runs on the threads
-(:func:`pa_ci.codec.frae.forward` and :func:`~pa_ci.codec.frae.decode`), and :mod:`pa_ci.codec.stream` the streaming steps (one lane in
-use), so both do the same float operations in the same order.
+(:func:`pa_ci.codec.frae.forward` and :func:`~pa_ci.codec.frae.decode`), and
+:mod:`pa_ci.codec.stream` the streaming steps (one lane in use), so both do the same float
+operations in the same order.
 """
 from __future__ import annotations
 
@@ -121,6 +122,10 @@ class _Outputs(NamedTuple):
     latents: np.ndarray  # (n, N, D) float64
     chans: np.ndarray    # (n, N, M) int8 kept channels, ascending
     values: np.ndarray   # (n, N, M) float64 their values
+
+    def one(self, m: int = 0) -> "_Outputs":
+        """Where theta m's results go (no leading axis)."""
+        return _Outputs(*(a[m] for a in self))
 
 
 class _BatchKernels(NamedTuple):

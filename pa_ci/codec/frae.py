@@ -115,9 +115,9 @@ def init_params(config: FraeConfig, seed: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- kernel inputs
 def _units(offsets: np.ndarray, n_thetas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Work units of the parallel pass (:func:`pa_ci.codec._kernels.run_units`): each theta's items split into G groups of about equal
-    frame counts (longest item to the lightest group), G such that n_thetas x G is a multiple of
-    the thread count. Returns items (per unit, longest first, concatenated), unit_theta and
+    """Work units of the parallel pass (:func:`pa_ci.codec._kernels.run_units`): each theta's
+    items split into G groups of about equal frame counts (longest item to the lightest group),
+    G such that n_thetas x G is a multiple of the thread count. Returns items (per unit, longest first, concatenated), unit_theta and
     unit_ptr (unit u = items[unit_ptr[u]:unit_ptr[u + 1]] of theta unit_theta[u])."""
     threads = numba.get_num_threads()
     G = threads // math.gcd(n_thetas, threads)
@@ -321,15 +321,13 @@ class FraeOutput:
 
 def _kernel_run(thetas: np.ndarray, config: FraeConfig, packed: PackedPatterns,
                 out: _Outputs, dtype=np.float64) -> None:
-    """Run the parallel forward kernel; outputs with no rows (axis 1 of size 0) are skipped."""
+    """Run the forward work units on the threads; outputs with no rows (axis 1 of size 0) are
+    skipped."""
     items, unit_theta, unit_ptr = _units(packed.offsets, thetas.shape[0])
     unit = _config_kernels(config).forward_unit
     net = _net(thetas, config, dtype)
-    nets = [net.one(m) for m in range(thetas.shape[0])]
-    outs = [_Outputs(*(a[m] for a in out)) for m in range(thetas.shape[0])]
-    run_units([partial(unit, packed.frame_ptr, packed.cols, packed.vals, packed.offsets,
-                                 items, unit_ptr[u], unit_ptr[u + 1], nets[m], config.output_maxima,
-                                 outs[m])
+    run_units([partial(unit, packed.frame_ptr, packed.cols, packed.vals, packed.offsets, items,
+                       unit_ptr[u], unit_ptr[u + 1], net.one(m), config.output_maxima, out.one(m))
                for u, m in enumerate(unit_theta.tolist())])
 
 
@@ -457,5 +455,5 @@ def decode(theta: np.ndarray, config: FraeConfig, indices, *, offsets=None) -> n
     items, _, unit_ptr = _units(off, 1)
     unit = _config_kernels(config).decode_unit
     run_units([partial(unit, flat, off, items, unit_ptr[u], unit_ptr[u + 1], net,
-                                 config.output_maxima, out) for u in range(unit_ptr.size - 1)])
+                       config.output_maxima, out) for u in range(unit_ptr.size - 1)])
     return out
