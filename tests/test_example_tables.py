@@ -6,6 +6,7 @@ the README, so a figure edited by hand, or a CSV changed without its table, fail
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ TABLES = [
     ("examples/paper_sweep/README.rst",
      ["examples/paper_sweep/claims.py", "examples/paper_sweep/results.csv"]),
     ("examples/float32_training/README.rst", ["examples/float32_training/compare.py", "--table"]),
+    ("examples/paper_sweep/README.rst", ["examples/paper_sweep/compare_protocols.py"]),
 ]
 
 
@@ -77,3 +79,31 @@ def test_claims_table_changes_with_the_csv(tmp_path):
                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
     first = [line for line in after.splitlines() if line.startswith("PA beats") and "(whole)" in line]
     assert before != after and first and first[0].rstrip().endswith("no")
+
+
+@pytest.mark.parametrize("shift, verdict", [(0.01, "wins"), (-0.01, "loses")])
+def test_protocol_comparison_verdict_follows_the_csvs(tmp_path, shift, verdict):
+    """compare_protocols.py pairs the two arms by seed and reads its verdict from the CSVs."""
+    src = ROOT / "examples/paper_sweep/results.csv"
+    with open(src, newline="") as f:
+        rows = list(csv.DictReader(f))
+    seed1 = next(r for r in rows if (r["scope"], r["rate"], r["method"], r["seed"])
+                 == ("whole", "0.7", "pa", "1"))
+    paper = [{**seed1, "seed": str(s), "vstoi_finetuned": str(0.5 + s / 100)} for s in (1, 2, 3)]
+    longer = [{**r, "pa_iters": "3000", "finetune_iters": "5000",
+               "vstoi_finetuned": str(float(r["vstoi_finetuned"]) + shift * (1 + k))}
+              for k, r in enumerate(paper)]
+    for name, data in (("paper.csv", paper), ("longer.csv", longer[:2])):
+        with open(tmp_path / name, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(data)
+    argv = [sys.executable, "examples/paper_sweep/compare_protocols.py", "--json",
+            "--paper", str(tmp_path / "paper.csv"), "--longer", str(tmp_path / "longer.csv")]
+    two = json.loads(subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+    assert two["verdict"] == "waiting" and len(two["finetuned_difference"]) == 2
+    with open(tmp_path / "longer.csv", "a", newline="") as f:
+        csv.DictWriter(f, fieldnames=list(rows[0])).writerow(longer[2])
+    three = json.loads(subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+    assert three["verdict"] == verdict
+    assert abs(three["mean_difference"] - 2 * shift) < 1e-9
