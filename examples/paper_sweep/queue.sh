@@ -10,8 +10,13 @@
 #     cp MAIN/examples/paper_sweep/sweep.json MAIN/examples/paper_sweep/results.csv runs/paper-sweep/
 #     cp MAIN/examples/paper_sweep/longer_pa/sweep.json \
 #         MAIN/examples/paper_sweep/longer_pa/results.csv runs/longer-pa/   # once they exist
+#     cp -r MAIN/examples/paper_sweep/in_progress/paper-sweep/. runs/paper-sweep/runs/  # if there
+#     cp -r MAIN/examples/paper_sweep/in_progress/longer-pa/. runs/longer-pa/runs/      # if there
 #     cp MAIN/examples/paper_sweep/queue.sh runs/
 #     setsid nohup sh runs/queue.sh > /dev/null 2>&1 &
+#
+# in_progress/ holds the checkpoints of the runs that were unfinished when the last session's
+# machine went away (save_progress.sh wrote them); copied back, those runs resume.
 #
 # Every line is one `pa-ci sweep` into its folder: a run already in that folder's results.csv is
 # skipped, an interrupted one resumes from its checkpoint, so starting the script again continues
