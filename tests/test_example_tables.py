@@ -23,6 +23,7 @@ TABLES = [
       "--pa-iters", "150", "--finetune-iters", "150", "--batch-size", "25"]),
     ("examples/base_model/README.rst", ["examples/base_model/progress.py", "--table"]),
     ("examples/paper_sweep/README.rst", ["examples/sweep_table.py", "examples/paper_sweep"]),
+    ("README.rst", ["examples/sweep_table.py", "examples/paper_sweep"]),
     ("examples/paper_sweep/README.rst",
      ["examples/paper_sweep/claims.py", "examples/paper_sweep/results.csv"]),
     ("examples/float32_training/README.rst", ["examples/float32_training/compare.py", "--table"]),
