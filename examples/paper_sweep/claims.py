@@ -130,7 +130,7 @@ def claims(m: dict) -> list[dict[str, Any]]:
     d = [(q, pa["vstoi_finetuned"] - mg["vstoi_finetuned"]) for q, pa, mg in ps]
     big = max((abs(x) for _, x in d), default=None)
     add("decoder-only: almost identical after fine-tuning up to 0.80",
-        f"|PA - magnitude| <= {PAPER['dec_ft_diff']} where magnitude leads (holds: |ours| <= 0.005)",
+        f"abs(PA - magnitude) <= {PAPER['dec_ft_diff']} where magnitude leads (holds: abs(ours) <= 0.005)",
         ", ".join(f"{q:.2f}: {x:+.4f}" for q, x in d) if d else None,
         None if big is None else big <= 0.005)
     return out
