@@ -19,30 +19,26 @@ def _rst_files() -> list[str]:
                            if ".venv" not in p.parts)
 
 
+def _warnings(text: str, **settings) -> str:
+    """What docutils reports (warnings and worse) while parsing ``text``."""
+    messages: list[str] = []
+
+    class _Collect:
+        def write(self, message: str) -> None:
+            messages.append(message)
+
+    docutils_core.publish_doctree(text, settings_overrides={"report_level": 2, "halt_level": 5,
+                                                            "warning_stream": _Collect(), **settings})
+    return "".join(messages)
+
+
 @pytest.mark.parametrize("name", _rst_files())
 def test_rst_parses_without_warnings(name: str) -> None:
-    messages: list[str] = []
-
-    class _Collect:
-        def write(self, text: str) -> None:
-            messages.append(text)
-
-    docutils_core.publish_doctree((ROOT / name).read_text(encoding="utf-8"), source_path=name,
-                                  settings_overrides={"report_level": 2, "halt_level": 5,
-                                                      "warning_stream": _Collect(),
-                                                      "file_insertion_enabled": False})
-    assert not "".join(messages).strip(), "".join(messages)
+    found = _warnings((ROOT / name).read_text(encoding="utf-8"), file_insertion_enabled=False)
+    assert not found.strip(), found
 
 
-def test_a_broken_table_is_reported(tmp_path) -> None:
+def test_a_broken_table_is_reported() -> None:
     """The check fails on the kind of table it is for (text in a column margin)."""
-    messages: list[str] = []
-
-    class _Collect:
-        def write(self, text: str) -> None:
-            messages.append(text)
-
     bad = "====  ====\na     b\n====  ====\nlonger_than_col  x\n====  ====\n"
-    docutils_core.publish_doctree(bad, settings_overrides={"report_level": 2, "halt_level": 5,
-                                                           "warning_stream": _Collect()})
-    assert "Malformed table" in "".join(messages)
+    assert "Malformed table" in _warnings(bad)

@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--longer", type=Path, default=LONGER, help="results.csv of the longer PA phase")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    for path in (args.paper,):
-        if not path.exists():
-            print(f"error: {path}: no such results.csv; expected a pa-ci sweep folder's", file=sys.stderr)
-            return 1
+    if not args.paper.exists():
+        print(f"error: {args.paper}: no such results.csv; expected a pa-ci sweep folder's",
+              file=sys.stderr)
+        return 1
     result = compare(args.paper, args.longer)
     print(json.dumps(result) if args.json else table(result))
     return 0

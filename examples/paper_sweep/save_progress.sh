@@ -29,10 +29,8 @@ copy_folder() {  # sweep folder under runs/, its folder in examples/paper_sweep
         key=$(basename "$run")
         if ! grep -qs ",$key," "$src/results.csv"; then
             mkdir -p "$DEST/in_progress/$1"
-            (cd "$src/runs" && find "$key" -type f ! -name .pa-ci.lock) | while read -r f; do
-                mkdir -p "$DEST/in_progress/$1/$(dirname "$f")"
-                cp "$src/runs/$f" "$DEST/in_progress/$1/$f"
-            done
+            cp -R "$run" "$DEST/in_progress/$1/"
+            find "$DEST/in_progress/$1/$key" -name .pa-ci.lock -delete
             echo "in progress: $1/$key"
         fi
     done

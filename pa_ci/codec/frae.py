@@ -117,8 +117,9 @@ def init_params(config: FraeConfig, seed: int) -> np.ndarray:
 def _units(offsets: np.ndarray, n_thetas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Work units of the parallel pass (:func:`pa_ci.codec._kernels.run_units`): each theta's
     items split into G groups of about equal frame counts (longest item to the lightest group),
-    G such that n_thetas x G is a multiple of the thread count. Returns items (per unit, longest first, concatenated), unit_theta and
-    unit_ptr (unit u = items[unit_ptr[u]:unit_ptr[u + 1]] of theta unit_theta[u])."""
+    G such that n_thetas x G is a multiple of the thread count. Returns items (per unit, longest
+    first, concatenated), unit_theta and unit_ptr (unit u = items[unit_ptr[u]:unit_ptr[u + 1]]
+    of theta unit_theta[u])."""
     threads = numba.get_num_threads()
     G = threads // math.gcd(n_thetas, threads)
     lengths = np.diff(offsets)
