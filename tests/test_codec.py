@@ -120,3 +120,14 @@ def test_train_cli_then_eval_and_resume(run_cli, tmp_path):
     assert r.code == 0, r.err
     assert r.json()["iterations"] == 3
     assert run_cli("eval", tmp_path / "run", "--tiny").code == 0
+
+
+def test_shipped_model_is_the_documented_one():
+    """The shipped model is stage 6 of examples/base_model (the same bytes), and the README's
+    table (examples/shipped_model.json) was made with it."""
+    import json
+    root = SHIPPED_MODEL.parents[3]
+    assert SHIPPED_MODEL.read_bytes() == (root / "examples/base_model/base-mix8/model.npz").read_bytes()
+    figures = json.loads((root / "examples/shipped_model.json").read_text())
+    model_hash = load_codec().hash
+    assert figures["test"]["model_hash"] == figures["train"]["model_hash"] == model_hash

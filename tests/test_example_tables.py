@@ -24,10 +24,19 @@ TABLES = [
     ("examples/base_model/README.rst", ["examples/base_model/progress.py", "--table"]),
     ("examples/paper_sweep/README.rst", ["examples/sweep_table.py", "examples/paper_sweep"]),
     ("README.rst", ["examples/sweep_table.py", "examples/paper_sweep"]),
+    ("README.rst", ["examples/shipped_model.py", "--table"]),
+    ("examples/demo/README.rst", ["examples/sweep_table.py", "examples/demo"]),
     ("examples/paper_sweep/README.rst",
      ["examples/paper_sweep/claims.py", "examples/paper_sweep/results.csv"]),
     ("examples/float32_training/README.rst", ["examples/float32_training/compare.py", "--table"]),
     ("examples/paper_sweep/README.rst", ["examples/paper_sweep/compare_protocols.py"]),
+]
+
+
+# (README, script and its arguments): output the README shows whole as an indented literal block.
+LITERAL_BLOCKS = [
+    ("README.rst", ["examples/quantisation/run.py", "--table"]),
+    ("README.rst", ["examples/firmware/table.py"]),
 ]
 
 
@@ -58,6 +67,15 @@ def test_readme_table_is_the_scripts_output(readme, command):
     text = (ROOT / readme).read_text(encoding="utf-8")
     for table in tables:
         assert table in text, f"{readme} does not hold this table of {' '.join(command)}:\n{table}"
+
+
+@pytest.mark.parametrize("readme, command", LITERAL_BLOCKS, ids=lambda x: x if isinstance(x, str) else x[0])
+def test_readme_literal_block_is_the_scripts_output(readme, command):
+    printed = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.rstrip("\n")
+    block = "\n".join(("    " + line).rstrip() for line in printed.split("\n"))
+    text = "\n".join(line.rstrip() for line in (ROOT / readme).read_text(encoding="utf-8").split("\n"))
+    assert block in text, f"{readme} does not show the output of {' '.join(command)}:\n{block}"
 
 
 def test_claims_table_changes_with_the_csv(tmp_path):
