@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pa_ci.rst import simple_table
+
 HERE = Path(__file__).resolve().parent
 JSON = HERE / "shipped_model.json"
 
@@ -41,9 +43,7 @@ def table(figures: dict) -> str:
                           f"{test['entropy_bitrate_bps']:.0f} bit/s with an ideal entropy coder "
                           f"({test['codewords_used']} of 64 codewords used)"),
     ]
-    w = max(len(a) for a, _ in rows), max(len(b) for _, b in rows)
-    rule = "=" * w[0] + "  " + "=" * w[1]
-    return "\n".join([rule, *(a.ljust(w[0]) + "  " + b for a, b in rows), rule])
+    return simple_table(("figure", "shipped model (test split; default train split)"), rows)
 
 
 def main() -> None:

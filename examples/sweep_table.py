@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from pa_ci.experiment.sweep import plot_sweep, read_results, summary_table
+from pa_ci.rst import simple_table
 
 
 def _spread(mean: float | None, lo: float | None, hi: float | None) -> str:
@@ -25,15 +26,6 @@ def _spread(mean: float | None, lo: float | None, hi: float | None) -> str:
 
 def _cell(entry: dict, name: str) -> str:
     return _spread(*(entry[f"{name}_{s}"] for s in ("mean", "min", "max")))
-
-
-def _rst(header: tuple, lines: list[tuple]) -> list[str]:
-    if not lines:
-        return ["(no rate has a PA run yet)"]
-    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(header)]
-    rule = "  ".join("=" * w for w in widths)
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return [rule, fmt(header), rule, *(fmt(r) for r in lines), rule]
 
 
 def _pa_trained(rows: list[dict]) -> dict[tuple, list[float]]:
@@ -69,7 +61,7 @@ def table(folder: Path, g: str = "linear") -> str:
                           gain("finetuned_gain"), str(p["n"] if m is None else min(m["n"], p["n"]))))
     out = [f"unpruned model: test VSTOI {', '.join(f'{b:.3f}' for b in sorted(before))}; "
            f"PA with g = {g}", ""]
-    return "\n".join(out + _rst(header, lines))
+    return "\n".join(out + [simple_table(header, lines) if lines else "(no rate has a PA run yet)"])
 
 
 def g_table(folder: Path) -> str:
@@ -93,7 +85,7 @@ def g_table(folder: Path) -> str:
             lines.append((scope, f"{rate:.2f}", e["g"], _spread(sum(v) / len(v), min(v), max(v)),
                           _cell(e, "vstoi_pruned"), gain(e["pruned_gain"]),
                           _cell(e, "vstoi_finetuned"), gain(e["finetuned_gain"]), str(e["n"])))
-    return "\n".join(_rst(header, lines)) if lines else ""
+    return simple_table(header, lines) if lines else ""
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from pa_ci.rst import simple_table
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,11 +44,8 @@ def table(r: dict) -> str:
         rows.append(("PyTorch FRAE (length-sorted), 1 theta", "-", f"{t['frae_forward_1thread_s']:.2f} s",
                      f"{t['frae_forward_2thread_s']:.2f} s"))
     head = ("", "plain path, 1 thread", "ours, 1 thread", "ours, 2 threads")
-    widths = [max(len(row[i]) for row in rows + [head]) for i in range(4)]
-    line = "  ".join("=" * w for w in widths)
-    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
     ra, pr = r["ratios"], r["projected"]
-    out = [line, fmt(head), line, *map(fmt, rows), line, ""]
+    out = [simple_table(head, rows), ""]
     out.append(f"Ratios: plain / ours at 1 thread {ra['plain_over_ours_iteration_1thread']:.0f}x, "
                f"plain (1 thread) / ours (2 threads) {ra['plain1_over_ours2_iteration']:.0f}x; "
                f"2-thread scaling {ra['scaling_iteration_2_over_1']:.2f}x (iteration), "

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pa_ci"
 
 #: the layers from the bottom up; a module may import its own layer and the ones below
 LAYERS = [
-    {"errors", "_files", "validate", "progress", "run_folder", "_compat", "yaml_subset", "plots",
+    {"errors", "_files", "validate", "progress", "run_folder", "_compat", "yaml_subset", "plots", "rst",
      "__init__"},
     {"chain"}, {"data"}, {"codec"}, {"train"}, {"prune"}, {"experiment"},
     {"api"}, {"cli", "__main__"},

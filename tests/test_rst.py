@@ -42,3 +42,21 @@ def test_a_broken_table_is_reported() -> None:
     """The check fails on the kind of table it is for (text in a column margin)."""
     bad = "====  ====\na     b\n====  ====\nlonger_than_col  x\n====  ====\n"
     assert "Malformed table" in _warnings(bad)
+
+
+def test_simple_table_is_the_table_docutils_reads() -> None:
+    """pa_ci.rst.simple_table: docutils reads back the header and every cell, in place."""
+    from pa_ci.rst import simple_table
+    header = ("rate", "method", "VSTOI after pruning")
+    rows = [("0.55", "pa", "0.595"), ("0.70", "magnitude", "0.385 (0.38..0.39)"), ("0.85", "pa", "")]
+    text = simple_table(header, rows)
+    assert not _warnings(text).strip()
+    tree = docutils_core.publish_doctree(text, settings_overrides={"report_level": 5})
+    tables = [n for n in tree.findall() if n.tagname == "table"]
+    assert len(tables) == 1
+    read = [tuple(entry.astext() for entry in row.children)
+            for row in tables[0].findall() if row.tagname == "row"]
+    assert read == [header, *rows]
+    assert all(line == line.rstrip() for line in text.splitlines())
+    with pytest.raises(ValueError, match="2 cells, the header 3"):
+        simple_table(header, [("0.55", "pa")])

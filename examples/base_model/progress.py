@@ -21,6 +21,7 @@ import numpy as np
 
 from pa_ci.data.dataset import build_dataset, default_config
 from pa_ci.codec.frae import FraeConfig
+from pa_ci.rst import simple_table
 from pa_ci.train.objective import VstoiObjective
 
 HERE = Path(__file__).resolve().parent
@@ -47,10 +48,7 @@ def table(path: Path) -> str:
     head = ("run", "k", "train VSTOI", "test VSTOI", "test reference", "gap (target 0.02)")
     cells = [(r["run"], r["k"], f"{float(r['train_vstoi']):.4f}", f"{float(r['test_vstoi']):.4f}",
               f"{float(r['test_reference']):.4f}", f"{float(r['test_gap']):.4f}") for r in rows]
-    w = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
-    rule = "  ".join("=" * x for x in w)
-    fmt = lambda c: "  ".join(v.ljust(x) for v, x in zip(c, w)).rstrip()  # noqa: E731
-    return "\n".join([rule, fmt(head), rule, *map(fmt, cells), rule])
+    return simple_table(head, cells)
 
 
 def main() -> None:

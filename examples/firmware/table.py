@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pa_ci.rst import simple_table
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -24,10 +26,7 @@ def main() -> None:
                      f"{state(dbl)} / {state(flt)}",
                      str(macs["macs"]) + (f" (+{macs['scale_multiplies']} scale)" if macs["scale_multiplies"] else ""),
                      str(macs["exp"])))
-    w = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-    line = "  ".join("=" * x for x in w)
-    fmt = lambda r: "  ".join(c.ljust(x) for c, x in zip(r, w)).rstrip()  # noqa: E731
-    print("\n".join([line, fmt(head), line, *map(fmt, rows), line]))
+    print(simple_table(head, rows))
     print(f"\nCompiler flags: {d['builds'][0]['double']['flags']} (x86-64 code bytes; weights are "
           "the same on any target).")
 

@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pa_ci.rst import simple_table
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 MODEL = ROOT / "examples" / "base_model" / "base-avg" / "model.npz"
@@ -56,10 +58,7 @@ def table(rows: list[dict]) -> str:
                     f"{float(a['train_vstoi_finetuned']):.5f}",
                     f"{float(b['train_vstoi_finetuned']):.5f}",
                     f"{float(a['seconds']):.0f}", f"{float(b['seconds']):.0f}"))
-    widths = [max(len(str(x[i])) for x in out + [head]) for i in range(len(head))]
-    line = "  ".join("=" * w for w in widths)
-    fmt = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
-    return "\n".join([line, fmt(head), line, *map(fmt, out), line])
+    return simple_table(head, [tuple(map(str, row)) for row in out])
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from pa_ci.rst import simple_table
+
 #: The paper's figures, each with where it stands in ../shared/specs/paper_pruning_aware_loss.md.
 PAPER = {
     "beats_from": 0.45,        # l. 25 and 204: "substantial gains ... for pruning rates above 45 %"
@@ -141,10 +143,7 @@ def rst_table(rows: list[dict[str, Any]]) -> str:
     head = ("claim", "paper", "ours", "holds")
     cells = [(r["claim"], r["paper"], r["ours"],
               "-" if r["holds"] is None else ("yes" if r["holds"] else "no")) for r in rows]
-    w = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
-    rule = "  ".join("=" * x for x in w)
-    line = lambda c: "  ".join(s.ljust(x) for s, x in zip(c, w)).rstrip()  # noqa: E731
-    return "\n".join([rule, line(head), rule, *(line(c) for c in cells), rule])
+    return simple_table(head, cells)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from pa_ci.rst import simple_table
+
 HERE = Path(__file__).resolve().parent
 PAPER = HERE / "results.csv"
 LONGER = HERE / "longer_pa" / "results.csv"
@@ -75,11 +77,8 @@ def table(result: dict) -> str:
         d = result["finetuned_difference"].get(s)
         lines.append((str(s), *(_f(p.get(k)) for k in STAGES), *(_f(q.get(k)) for k in STAGES),
                       "-" if d is None else f"{d:+.3f}"))
-    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(header)]
-    rule = "  ".join("=" * w for w in widths)
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     mean = result["mean_difference"]
-    return "\n".join([rule, fmt(header), rule, *(fmt(r) for r in lines), rule, "",
+    return "\n".join([simple_table(header, lines), "",
                       f"mean paired difference (fine-tuned): "
                       f"{'-' if mean is None else f'{mean:+.4f}'} over {len(result['finetuned_difference'])} "
                       f"seed(s); verdict: {result['verdict']}"])

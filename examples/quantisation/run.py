@@ -30,6 +30,7 @@ from pa_ci.data.dataset import build_dataset, default_config
 from pa_ci.codec.export import export_bytes, from_bytes
 from pa_ci.codec.frae import decode, forward, frae_layout
 from pa_ci.prune.magnitude import prune
+from pa_ci.rst import simple_table
 from pa_ci.train.evaluate import DecodedScorer
 
 HERE = Path(__file__).resolve().parent
@@ -96,12 +97,9 @@ def table(path: Path = CSV) -> str:
     lines = [(f"{float(r['rate']):.0%}", r["values"], r["bytes"], f"{float(r['vstoi']):.4f}",
               f"{float(r['loss_vs_unpruned']):+.4f}", f"{float(r['loss_vs_pruned']):+.4f}",
               f"{float(r['open_loop_loss_vs_unpruned']):+.4f}") for r in rows]
-    widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(header)]
-    rule = "  ".join("=" * w for w in widths)
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     base = float(rows[0]["vstoi_float64_unpruned"])
     return "\n".join([f"Unpruned float64 model: test VSTOI {base:.4f} (112 items).", "",
-                      rule, fmt(header), rule, *(fmt(x) for x in lines), rule])
+                      simple_table(header, lines)])
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import json
 import statistics
 from pathlib import Path
 
+from pa_ci.rst import simple_table
+
 
 def fmt(values: list[float]) -> str:
     if not values:
@@ -116,14 +118,7 @@ def main() -> None:
         nz = "/".join(map(str, r["nonzero"]))
         parts = f"{'/'.join(map(str, r['encoder']))} / {'/'.join(map(str, r['decoder']))}"
         body.append((label, str(r["n"]), f"{nz} ({parts})", fmt(r["pruned"]), fmt(r["final"])))
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    rule = "  ".join("=" * w for w in widths)
-    print(rule)
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    print(rule)
-    for b in body:
-        print("  ".join(x.ljust(w) for x, w in zip(b, widths)))
-    print(rule)
+    print(simple_table(head, body))
     before = sorted({round(v, 4) for r in rows.values() for v in r["before"]})
     print(f"\nunpruned model: test VSTOI {', '.join(map(str, before))}")
 
