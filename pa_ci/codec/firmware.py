@@ -269,7 +269,7 @@ def generate_c(theta: np.ndarray, config: FraeConfig, *, part: str = "decoder",
               f"   returns 0, or -1 when index >= {K} (out all 0, state unchanged). */",
               f"int {n}_decoder_step({n}_decoder *st, unsigned index, float out[{C}]);", ""]
     if enc:
-        h += [f"/* Transmitter state: the encoder GRU s and its copy h of the decoder state. */",
+        h += ["/* Transmitter state: the encoder GRU s and its copy h of the decoder state. */",
               f"typedef struct {{ {n}_real s[{He}]; {n}_real h[{Hd}]; }} {n}_encoder;",
               f"void {n}_encoder_init({n}_encoder *st);",
               f"/* Encode one pattern frame x[{C}] -> codebook index 0..{K - 1} (zero delay). */",
@@ -281,7 +281,7 @@ def generate_c(theta: np.ndarray, config: FraeConfig, *, part: str = "decoder",
          "   CSR matrices. Do not edit: regenerate with pa-ci export --format c. */",
          "#include <stdint.h>", "#include <string.h>", f'#include "{n}.h"', ""]
     s += g.parts
-    s += ["", f"/* exp(x) as pa_ci.codec._exp._exp: x clamped to [-88, 88], x = k ln2 + r, degree-13",
+    s += ["", "/* exp(x) as pa_ci.codec._exp._exp: x clamped to [-88, 88], x = k ln2 + r, degree-13",
           "   Taylor polynomial of exp(r), times 2^k built from its IEEE bits. */",
           f"static {n}_real {n}_exp({n}_real x)", "{",
           f"    {n}_real kf, r, p;",
@@ -333,7 +333,7 @@ def generate_c(theta: np.ndarray, config: FraeConfig, *, part: str = "decoder",
                 f"        {state}[r] = (({n}_real)1.0 - z) * nn + z * {state}[r];", "    }"]
 
     # decoder GRU step, shared by the receiver and the encoder's copy
-    s += [f"/* h <- GRU_dec(C[index], h) (reset-after, gates r, z, n). */",
+    s += ["/* h <- GRU_dec(C[index], h) (reset-after, gates r, z, n). */",
           f"static void {n}_dec_gru({n}_real h[{Hd}], unsigned index)", "{",
           f"    {n}_real x[{D}], gi[{3 * Hd}], gh[{3 * Hd}], rz[{2 * Hd}];",
           "    unsigned r, k;",
@@ -343,7 +343,7 @@ def generate_c(theta: np.ndarray, config: FraeConfig, *, part: str = "decoder",
     s += gru("h", Hd, "gi", "gh") + ["}", ""]
     if dec:
         s += [f"void {n}_decoder_init({n}_decoder *st)", "{",
-              f"    unsigned r;", f"    for (r = 0; r < {Hd}; ++r) st->h[r] = ({n}_real)0.0;",
+              "    unsigned r;", f"    for (r = 0; r < {Hd}; ++r) st->h[r] = ({n}_real)0.0;",
               "}", "",
               f"int {n}_decoder_step({n}_decoder *st, unsigned index, float out[{C}])", "{",
               f"    {n}_real y[{C}];", "    unsigned r, k, j;",

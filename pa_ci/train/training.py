@@ -35,8 +35,7 @@ import numpy as np
 
 from .. import __version__
 from .._files import atomic_path, claim_folder, write_error, write_text_atomic
-from ..run_folder import (check_folder, check_resume, dataset_key_of, dataset_mismatch,  # noqa: F401
-                          holds_files, same_dataset)
+from ..run_folder import check_folder, check_resume, dataset_key_of, holds_files, same_dataset
 from ..errors import ModelFileError, ParameterError, TrainingError
 from ..progress import ProgressFn
 from ..codec.config import check_precision
