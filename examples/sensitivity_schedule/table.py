@@ -1,6 +1,11 @@
 """Summarise examples/sensitivity_schedule/run.sh: one RST table, mean (min..max) over seeds.
 
     python examples/sensitivity_schedule/table.py OUT [--json] [--plot PNG]
+    python examples/sensitivity_schedule/table.py SUMMARY.json     # the table from a --json output
+
+OUT is run.sh's output folder; ``--json`` prints the summary the README's table comes from (kept
+here as ``summary.json`` / ``summary-0.70.json``), and given such a file the script prints the
+table from it.
 
 The plot shows mean test VSTOI over the 300 SPSA iterations of each method: the schedules after
 their pruning event(s) and after every epoch of 50 iterations, global magnitude right after
@@ -83,6 +88,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plot", type=Path, default=None)
     args = ap.parse_args()
+    if args.out.is_file():
+        print_table(json.loads(args.out.read_text()))
+        return
     rows = {}
     for name, label in (("sensitivity", "sensitivity schedule (one event)"),
                         ("agp", "AGP schedule (4 events)")):
@@ -111,6 +119,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows))
         return
+    print_table(rows)
+
+
+def print_table(rows: dict) -> None:
     head = ("method", "seeds", "non-zero weights (enc / dec)", "VSTOI after the last pruning",
             "VSTOI after 300 iterations")
     body = []
