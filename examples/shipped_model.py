@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from pa_ci._files import write_text_atomic
 from pa_ci.rst import simple_table
 
 HERE = Path(__file__).resolve().parent
@@ -55,10 +54,7 @@ def main() -> None:
         return
     figures = {"command": "pa-ci eval --split SPLIT --json",
                "test": evaluate("test"), "train": evaluate("train")}
-    with tempfile.NamedTemporaryFile("w", dir=HERE, delete=False, suffix=".tmp") as fh:
-        json.dump(figures, fh, indent=1)
-        fh.write("\n")
-    os.replace(fh.name, JSON)
+    write_text_atomic(JSON, json.dumps(figures, indent=1) + "\n")
     print(table(figures))
 
 
